@@ -1,3 +1,13 @@
-"""sklearn-mbdl: model-based deep learning as scikit-learn estimators."""
+"""sklearn-mbdl: model-based deep learning as scikit-learn estimators.
+
+Every method pairs a model-based algorithm (a known forward model and an
+iterative solver) with its deep-learning twin (unrolled layers with learned
+parameters, or a learned prior plugged into the solver).
+"""
+
+from .lista import LISTATransformer
+from .sparse_coding import SparseCoder, sparse_encode
 
 __version__ = "0.1.0.dev0"
+
+__all__ = ["LISTATransformer", "SparseCoder", "sparse_encode"]

@@ -1,0 +1,224 @@
+"""What every estimator of the toolkit shares.
+
+- device choice (``"cpu"``, ``"cuda"``, ``"auto"``) resolved once in ``fit``,
+- seeding from ``random_state`` without touching the caller's global torch
+  random state,
+- input validation that raises ``ValueError`` before any torch code runs,
+- numpy <-> torch conversion: training computes in float32, results are
+  computed in the input's float dtype (float64 in, float64 out),
+- the skorch net that trains a torch module (composition: the estimator
+  keeps it in ``net_``; it never subclasses skorch).
+"""
+
+import contextlib
+import numbers
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state, check_scalar
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+__all__ = [
+    "resolve_device",
+    "torch_seed",
+    "seeded",
+    "check_options",
+    "check_matrix",
+    "to_tensor",
+    "to_numpy",
+    "TorchEstimator",
+]
+
+FLOAT_DTYPES = (np.float64, np.float32)
+
+
+def resolve_device(device):
+    """Resolve ``device`` to a torch device string.
+
+    ``"auto"`` picks ``"cuda"`` when a GPU is visible and ``"cpu"`` otherwise;
+    asking for ``"cuda"`` on a machine without a GPU is an error.
+    """
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}.")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return device
+    if device == "cuda" or device.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} was requested but no CUDA device is available; "
+                "use device='cpu' or device='auto'."
+            )
+        return device
+    raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}.")
+
+
+def torch_seed(random_state):
+    """An integer seed for torch drawn from a scikit-learn ``random_state``."""
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+@contextlib.contextmanager
+def seeded(seed, device="cpu"):
+    """Run a block with torch seeded by ``seed``, restoring the global state.
+
+    Everything drawn inside (weight init, dropout, shuffling) is reproducible
+    and the caller's random state is untouched afterwards.
+    """
+    devices = []
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        devices = [torch.device(device).index or 0]
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def check_options(value, name, options):
+    """Raise a ``ValueError`` naming ``name`` unless ``value`` is in ``options``."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(
+            f"{name} must be one of {sorted(options)}, got {value!r}."
+        )
+    return value
+
+
+def check_number(value, name, *, min_val=None, max_val=None, integer=False,
+                 include_min=True):
+    """``sklearn.utils.check_scalar`` that raises ``ValueError`` only.
+
+    Wrong types (a string for ``alpha``) are reported as ``ValueError`` too,
+    so callers catch one exception type for every bad parameter.
+    """
+    target = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, target):
+        kind = "an integer" if integer else "a real number"
+        raise ValueError(f"{name} must be {kind}, got {value!r}.")
+    if isinstance(value, numbers.Real) and not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}.")
+    if include_min:
+        bounds = "both"
+    else:
+        bounds = "right" if max_val is not None else "neither"
+    check_scalar(value, name, target, min_val=min_val, max_val=max_val,
+                 include_boundaries=bounds)
+    return value
+
+
+def check_matrix(matrix, name, *, n_features=None, dtype=np.float64):
+    """Validate a user-given 2-D matrix (e.g. a dictionary)."""
+    from sklearn.utils import check_array
+
+    matrix = check_array(matrix, dtype=dtype, ensure_all_finite=True,
+                         input_name=name)
+    if n_features is not None and matrix.shape[1] != n_features:
+        raise ValueError(
+            f"{name} has {matrix.shape[1]} columns (features) but X has "
+            f"{n_features} features."
+        )
+    return matrix
+
+
+def to_tensor(array, device, dtype=None):
+    """A numpy array as a torch tensor on ``device`` (no copy on CPU when possible)."""
+    array = np.ascontiguousarray(array)
+    if not array.flags.writeable:  # e.g. a read-only memmap
+        array = array.copy()
+    tensor = torch.from_numpy(array)
+    return tensor.to(device=device, dtype=dtype)
+
+
+def to_numpy(tensor, dtype):
+    """A tensor back to a numpy array of ``dtype``, wherever it lives."""
+    return tensor.detach().cpu().numpy().astype(dtype, copy=False)
+
+
+class TorchEstimator(BaseEstimator):
+    """Base of the toolkit's estimators.
+
+    Gives the shared input validation, device resolution and seeding, and
+    for estimators with a trained torch module, the skorch net and the
+    dtype-preserving inference. Subclasses keep scikit-learn's rules:
+    ``__init__`` only stores its arguments; fitted state ends in ``_``.
+    """
+
+    # ----- validation -------------------------------------------------------
+    def _validate_X(self, X, *, reset):
+        """2-D, finite, float64 or float32 (other dtypes become float64)."""
+        if not reset:
+            check_is_fitted(self)
+        return validate_data(self, X, reset=reset, dtype=FLOAT_DTYPES,
+                             ensure_all_finite=True)
+
+    def _setup_fit(self):
+        """Resolve the device and the torch seed; call at the start of ``fit``."""
+        self.device_ = resolve_device(self.device)
+        self._seed = torch_seed(self.random_state)
+
+    # ----- skorch plumbing ---------------------------------------------------
+    def _make_net(self, module, *, criterion, n_samples, callbacks=(),
+                  validation_fraction=0.1, min_validation_samples=20,
+                  patience=10, gradient_clip=1.0, **kwargs):
+        """The skorch net that trains ``module`` (an initialised module).
+
+        A held-out split with early stopping (best weights restored) is used
+        when there are at least ``min_validation_samples`` held-out rows;
+        otherwise all rows train, as skorch's own 20% default split would
+        silently waste small data. Gradients are clipped by norm and the
+        learning rate follows a cosine schedule down to 0 at ``max_epochs``.
+        """
+        from skorch import NeuralNetRegressor
+        from skorch.callbacks import EarlyStopping, GradientNormClipping, LRScheduler
+        from skorch.dataset import ValidSplit
+
+        callbacks = list(callbacks)
+        callbacks.append(("lr_schedule", LRScheduler(
+            torch.optim.lr_scheduler.CosineAnnealingLR, T_max=self.max_epochs)))
+        if gradient_clip is not None:
+            callbacks.append(("clip", GradientNormClipping(gradient_clip)))
+        n_valid = int(round(validation_fraction * n_samples))
+        if validation_fraction and n_valid >= min_validation_samples:
+            train_split = ValidSplit(validation_fraction, random_state=self._seed)
+            callbacks.append(("early_stopping", EarlyStopping(
+                patience=patience, load_best=True, threshold=1e-4)))
+        else:
+            train_split = None
+        return NeuralNetRegressor(
+            module=module,
+            criterion=criterion,
+            optimizer=torch.optim.Adam,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            train_split=train_split,
+            callbacks=callbacks,
+            iterator_train__shuffle=True,
+            device=self.device_,
+            verbose=self.verbose,
+            **kwargs,
+        )
+
+    def _module_state(self, dtype):
+        """The trained module's parameters and buffers cast to ``dtype``.
+
+        Used with :func:`torch.func.functional_call` so inference runs in the
+        input's dtype without changing the fitted module.
+        """
+        module = self.net_.module_
+        state = dict(module.named_parameters())
+        state.update(module.named_buffers())
+        return {k: v.detach().to(dtype=dtype) for k, v in state.items()}
+
+    def _inference_device(self):
+        return next(self.net_.module_.parameters()).device
+
+    def __setstate__(self, state):
+        # a model trained on a GPU loads on a CPU-only machine: skorch maps
+        # the tensors, and the estimator follows
+        if str(state.get("device_", "cpu")).startswith("cuda") and \
+                not torch.cuda.is_available():
+            state["device_"] = "cpu"
+        super().__setstate__(state)

@@ -1,0 +1,325 @@
+"""LISTA: ISTA unrolled into a network whose step sizes, thresholds and
+gradient maps are learned (Gregor & LeCun 2010; the weight-coupled form of
+Chen et al. 2018).
+"""
+
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._base import (
+    TorchEstimator,
+    check_matrix,
+    check_number,
+    seeded,
+    to_numpy,
+    to_tensor,
+)
+from .operators import MatrixOperator
+from .solvers import ista, lasso_objective, proximal_step
+from .sparse_coding import DictionaryTransformerMixin, learn_dictionary, sparse_encode
+
+__all__ = ["LISTA", "LISTATransformer"]
+
+
+class LISTA(nn.Module):
+    """ISTA unrolled to ``n_layers`` layers with learned parameters.
+
+    Layer ``k`` computes::
+
+        y = z + b_k (z - z_previous)                 # learned momentum
+        z <- prox(y - s_k (y D - x) W_k, t_k)        # learned ISTA step
+
+    the ISTA step of :func:`sklearn_mbdl.solvers.ista` with the adjoint
+    ``D^T`` replaced by a learned map ``W_k`` (the weight-coupled LISTA of
+    Chen et al. 2018: the dictionary ``D`` stays the known model), a learned
+    step ``s_k``, a learned threshold ``t_k >= 0`` and a learned momentum
+    ``b_k`` (the extrapolation FISTA uses with a fixed schedule). At
+    initialisation ``W_k = D^T``, ``s_k = 1/L``, ``t_k = alpha/L`` and
+    ``b_k = 0``: the untrained network *is* ``n_layers`` iterations of ISTA.
+
+    Steps and thresholds are stored as multiples of ``1/L`` and ``alpha/L``,
+    so that every parameter is of order one for the optimiser.
+
+    Parameters
+    ----------
+    dictionary : torch.Tensor of shape (n_components, n_features)
+    n_layers : int
+    alpha : float
+    tied : bool, default=False
+        Share ``W``, step and threshold across layers.
+    positive : bool, default=False
+        Non-negative codes.
+    """
+
+    def __init__(self, dictionary, n_layers, alpha, *, tied=False, positive=False):
+        super().__init__()
+        dictionary = torch.as_tensor(dictionary)
+        lipschitz = MatrixOperator(dictionary.double()).lipschitz()
+        self.n_layers = int(n_layers)
+        self.tied = bool(tied)
+        self.positive = bool(positive)
+        self.register_buffer("dictionary", dictionary.clone())
+        self.register_buffer("step_unit", torch.tensor(1.0 / lipschitz,
+                                                       dtype=dictionary.dtype))
+        self.register_buffer("threshold_unit", torch.tensor(alpha / lipschitz,
+                                                            dtype=dictionary.dtype))
+        n_maps = 1 if self.tied else self.n_layers
+        self.weight = nn.Parameter(dictionary.T.repeat(n_maps, 1, 1).contiguous())
+        self.step_scale = nn.Parameter(torch.ones(n_maps, dtype=dictionary.dtype))
+        self.threshold_scale = nn.Parameter(torch.ones(n_maps, dtype=dictionary.dtype))
+        self.momentum = nn.Parameter(torch.zeros(n_maps, dtype=dictionary.dtype))
+
+    def steps(self):
+        """Effective step size of each layer, shape ``(n_layers,)``."""
+        return (self.step_scale * self.step_unit).expand(self.n_layers)
+
+    def thresholds(self):
+        """Effective (non-negative) threshold of each layer."""
+        return (torch.clamp(self.threshold_scale, min=0)
+                * self.threshold_unit).expand(self.n_layers)
+
+    def forward(self, x, n_layers=None):
+        n_layers = self.n_layers if n_layers is None else n_layers
+        steps, thresholds = self.steps(), self.thresholds()
+        momentum = self.momentum.expand(self.n_layers)
+        z = previous = x.new_zeros((x.shape[0], self.dictionary.shape[0]))
+        for k in range(n_layers):
+            i = 0 if self.tied else k
+            y = z + momentum[k] * (z - previous)
+            direction = steps[k] * ((y @ self.dictionary - x) @ self.weight[i])
+            previous, z = z, proximal_step(y, direction, thresholds[k],
+                                           self.positive)
+        return z
+
+
+class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
+    """Learned ISTA: a fixed-depth network that approximates the lasso codes.
+
+    ``fit(X)`` is unsupervised: the exact lasso codes of ``X`` (computed by
+    the model-based solver, see :func:`sparse_encode`) are the targets, and
+    the unrolled network (:class:`LISTA`, initialised as ISTA) is trained
+    through skorch to reproduce them. ``transform`` then runs ``n_layers``
+    layers: the error ISTA reaches in many more iterations.
+
+    Parameters
+    ----------
+    dictionary : array-like of shape (n_components, n_features), default=None
+        Atoms as rows. With ``None``, ``fit`` first learns a dictionary from
+        ``X`` as :class:`SparseCoder` does.
+    n_layers : int, default=16
+        Depth of the network (number of unrolled ISTA iterations).
+    alpha : float, default=1.0
+        Weight of the l1 penalty of the lasso the network approximates.
+    tied : bool, default=False
+        Share the weights, step and threshold across layers.
+    n_components : int, default=None
+        Atoms to learn when ``dictionary`` is None (``n_features`` if None).
+    positive : bool, default=False
+        Non-negative codes.
+    max_epochs : int, default=100
+        Maximum training epochs.
+    lr : float, default=3e-3
+        Adam learning rate (annealed to 0 over ``max_epochs`` by a cosine
+        schedule).
+    batch_size : int, default=128
+        Mini-batch size for training (inference runs in larger chunks).
+    validation_fraction : float, default=0.1
+        Share of the rows held out for early stopping (patience 10 epochs,
+        best weights restored). Used only when it gives at least 20 rows.
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+        Where to train and compute.
+    random_state : int, RandomState instance or None, default=None
+        Seeds dictionary learning, weight shuffling and the validation split.
+    verbose : int, default=0
+        1 prints skorch's epoch table.
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_components, n_features)
+        The dictionary.
+    net_ : skorch.NeuralNetRegressor
+        The trained net; ``net_.module_`` is the :class:`LISTA` module and
+        ``net_.history`` the training history.
+    steps_ : ndarray of shape (n_layers,)
+        Learned step size of each layer (ISTA's is ``1/L``).
+    thresholds_ : ndarray of shape (n_layers,)
+        Learned threshold of each layer (ISTA's is ``alpha/L``).
+    momentum_ : ndarray of shape (n_layers,)
+        Learned momentum of each layer (ISTA's is 0; FISTA's grows to 1).
+    ista_step_ : float
+        ``1/L``, ISTA's step, for comparison.
+    n_features_in_ : int
+    device_ : str
+
+    See Also
+    --------
+    SparseCoder : The exact, model-based solvers.
+
+    Examples
+    --------
+    >>> from sklearn_mbdl import LISTATransformer
+    >>> from sklearn_mbdl.datasets import make_sparse_coding
+    >>> X, _, D = make_sparse_coding(200, 16, 32, 3, random_state=0)
+    >>> lista = LISTATransformer(D, n_layers=4, alpha=0.1, max_epochs=5,
+    ...                          random_state=0).fit(X)
+    >>> lista.transform(X).shape
+    (200, 32)
+    """
+
+    def __init__(self, dictionary=None, *, n_layers=16, alpha=1.0, tied=False,
+                 n_components=None, positive=False, max_epochs=100, lr=3e-3,
+                 batch_size=128, validation_fraction=0.1, device="cpu",
+                 random_state=None, verbose=0):
+        self.dictionary = dictionary
+        self.n_layers = n_layers
+        self.alpha = alpha
+        self.tied = tied
+        self.n_components = n_components
+        self.positive = positive
+        self.max_epochs = max_epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.validation_fraction = validation_fraction
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _check_params(self):
+        check_number(self.n_layers, "n_layers", min_val=1, integer=True)
+        check_number(self.alpha, "alpha", min_val=0)
+        check_number(self.max_epochs, "max_epochs", min_val=1, integer=True)
+        check_number(self.lr, "lr", min_val=0, include_min=False)
+        check_number(self.batch_size, "batch_size", min_val=1, integer=True)
+        check_number(self.validation_fraction, "validation_fraction",
+                     min_val=0, max_val=0.5)
+
+    def fit(self, X, y=None):
+        """Compute the lasso codes of ``X`` and train the network on them.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training signals (no labels needed).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : LISTATransformer
+        """
+        self._check_params()
+        X = self._validate_X(X, reset=True)
+        self._setup_fit()
+        if self.dictionary is not None:
+            D = check_matrix(self.dictionary, "dictionary", n_features=X.shape[1])
+        else:
+            n_components = self.n_components or X.shape[1]
+            D = learn_dictionary(X, n_components, alpha=self.alpha,
+                                 positive=self.positive,
+                                 random_state=self.random_state,
+                                 device=self.device_)
+        self.components_ = D.copy()
+        targets = sparse_encode(X, D, alpha=self.alpha, positive=self.positive,
+                                device=self.device_).astype(np.float32)
+        X32 = X.astype(np.float32)
+        with seeded(self._seed, self.device_):
+            module = LISTA(torch.as_tensor(D, dtype=torch.float32), self.n_layers,
+                           self.alpha, tied=self.tied, positive=self.positive)
+            initial = {k: v.clone() for k, v in module.state_dict().items()}
+            self.net_ = self._make_net(
+                module, criterion=nn.MSELoss, n_samples=X.shape[0],
+                validation_fraction=self.validation_fraction)
+            self.net_.fit(X32, targets)
+        # never keep a network worse than the ISTA it started from
+        module = self.net_.module_
+        trained = {k: v.clone() for k, v in module.state_dict().items()}
+        trained_error = self._fit_error(X32, targets)
+        module.load_state_dict(initial)
+        ista_error = self._fit_error(X32, targets)
+        exact = ista_error <= 1e-12 * float(np.sum(targets ** 2)) + 1e-20
+        if trained_error <= ista_error:
+            module.load_state_dict(trained)
+        elif not exact:  # (nothing to learn when ISTA is already exact)
+            warnings.warn(
+                f"LISTATransformer: training did not improve on {self.n_layers} "
+                f"ISTA iterations (squared error {trained_error:.3g} against "
+                f"{ista_error:.3g}); keeping the ISTA initialisation. Try a "
+                "smaller lr or more data.",
+                UserWarning,
+            )
+        self.steps_ = to_numpy(module.steps(), np.float64)
+        self.thresholds_ = to_numpy(module.thresholds(), np.float64)
+        self.momentum_ = to_numpy(module.momentum.expand(self.n_layers), np.float64)
+        self.ista_step_ = float(module.step_unit)
+        return self
+
+    def _fit_error(self, X, targets):
+        return float(np.sum((to_numpy(self._encode(X), np.float32) - targets) ** 2))
+
+    def _encode(self, X, n_layers=None):
+        """Run the network on a validated array in its dtype, by chunks."""
+        dtype = torch.float64 if X.dtype == np.float64 else torch.float32
+        state = self._module_state(dtype)
+        device = self._inference_device()
+        chunk = max(self.batch_size, 8192)
+        out = []
+        with torch.no_grad():
+            for start in range(0, X.shape[0], chunk):
+                x = to_tensor(X[start:start + chunk], device, dtype=dtype)
+                out.append(torch.func.functional_call(
+                    self.net_.module_, state, (x,), {"n_layers": n_layers}))
+        codes = torch.cat(out) if out else torch.zeros(
+            (0, self.components_.shape[0]), dtype=dtype)
+        return self._guard(X, codes, state["dictionary"], n_layers)
+
+    def _guard(self, X, codes, dictionary, n_layers):
+        """Never return codes worse than ISTA's on a row, and say so.
+
+        Every ISTA iterate has a lower lasso objective than the all-zero
+        code, so a row whose code is above it is a failure of the network;
+        that row gets ``n_layers`` ISTA iterations instead. A warning is
+        raised when a row was far off (objective more than twice the zero
+        code's: a blow-up, e.g. an input unlike the training data).
+        """
+        x = to_tensor(X, codes.device, dtype=codes.dtype)
+        objective = lasso_objective(x, codes, dictionary, self.alpha)
+        zero_objective = 0.5 * (x * x).sum(dim=1)
+        bad = objective > zero_objective
+        if bad.any():
+            n_far = int((objective > 2 * zero_objective).sum())
+            if n_far:
+                warnings.warn(
+                    f"LISTATransformer: {n_far} of {X.shape[0]} rows had codes "
+                    "far worse than the zero code (inputs unlike the training "
+                    f"data?); they were replaced by {n_layers or self.n_layers} "
+                    "ISTA iterations.",
+                    UserWarning,
+                )
+            codes[bad], _ = ista(x[bad], dictionary, self.alpha,
+                                 max_iter=n_layers or self.n_layers, tol=0.0,
+                                 positive=self.positive)
+        return codes
+
+    def transform(self, X, n_layers=None):
+        """Codes of ``X`` computed by the network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        n_layers : int, optional
+            Run only the first ``n_layers`` layers (for error-versus-depth
+            curves); all layers by default.
+
+        Returns
+        -------
+        codes : ndarray of shape (n_samples, n_components)
+            In the dtype of ``X``.
+        """
+        X = self._validate_X(X, reset=False)
+        if n_layers is not None:
+            check_number(n_layers, "n_layers", min_val=1,
+                         max_val=self.net_.module_.n_layers, integer=True)
+        return to_numpy(self._encode(X, n_layers), X.dtype) + 0.0

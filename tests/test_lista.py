@@ -1,0 +1,143 @@
+import numpy as np
+import pytest
+import torch
+
+from sklearn_mbdl import LISTATransformer, sparse_encode
+from sklearn_mbdl.datasets import make_sparse_coding
+from sklearn_mbdl.lista import LISTA
+from sklearn_mbdl.metrics import nmse_db
+from sklearn_mbdl.solvers import fista, ista
+
+
+@pytest.fixture(scope="module")
+def problem():
+    X, _, D = make_sparse_coding(1700, 16, 32, 3, noise=0.01, random_state=0)
+    alpha = 0.05 * float(np.abs(X @ D.T).max())
+    X_train, X_test = X[:1500], X[1500:]
+    return X_train, X_test, D, alpha
+
+
+def test_untrained_network_is_ista(problem):
+    X, _, D, alpha = problem
+    Xt, Dt = torch.tensor(X[:50]), torch.tensor(D)
+    module = LISTA(Dt, n_layers=7, alpha=alpha).double()
+    expected, _ = ista(Xt, Dt, alpha, max_iter=7, tol=0.0)
+    with torch.no_grad():
+        np.testing.assert_allclose(module(Xt), expected, atol=1e-12)
+        np.testing.assert_allclose(module(Xt, n_layers=3),
+                                   ista(Xt, Dt, alpha, max_iter=3, tol=0.0)[0],
+                                   atol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def trained(problem):
+    X_train, _, D, alpha = problem
+    return LISTATransformer(D, n_layers=8, alpha=alpha, max_epochs=40, lr=2e-3,
+                            random_state=0).fit(X_train)
+
+
+def test_trained_lista_beats_fista_at_equal_depth(problem, trained):
+    _, X_test, D, alpha = problem
+    reference = sparse_encode(X_test, D, alpha=alpha)
+    lista_error = nmse_db(reference, trained.transform(X_test))
+    fista_codes, _ = fista(torch.tensor(X_test), torch.tensor(D), alpha,
+                           max_iter=8, tol=0.0)
+    fista_error = nmse_db(reference, fista_codes.numpy())
+    assert lista_error < fista_error - 3.0, (lista_error, fista_error)
+
+
+def test_fitted_attributes_and_depth_curve(problem, trained):
+    _, X_test, D, alpha = problem
+    assert trained.steps_.shape == (8,) and trained.thresholds_.shape == (8,)
+    assert np.all(trained.thresholds_ >= 0)
+    assert trained.ista_step_ > 0
+    np.testing.assert_array_equal(trained.components_, D)
+    reference = sparse_encode(X_test, D, alpha=alpha)
+    errors = [nmse_db(reference, trained.transform(X_test, n_layers=k))
+              for k in (1, 4, 8)]
+    assert errors[0] > errors[1] > errors[2]
+    with pytest.raises(ValueError, match="n_layers"):
+        trained.transform(X_test, n_layers=9)
+
+
+def test_dtype_and_batch_independence(problem, trained):
+    _, X_test, _, _ = problem
+    full = trained.transform(X_test)
+    assert full.dtype == np.float64
+    rows = np.vstack([trained.transform(X_test[i:i + 1]) for i in range(20)])
+    np.testing.assert_allclose(full[:20], rows, atol=1e-7)
+    single = trained.transform(X_test.astype(np.float32))
+    assert single.dtype == np.float32
+    np.testing.assert_allclose(single, full, atol=1e-4)
+
+
+def test_determinism(problem):
+    X_train, X_test, D, alpha = problem
+    kw = dict(n_layers=3, alpha=alpha, max_epochs=3, random_state=7)
+    a = LISTATransformer(D, **kw).fit(X_train[:300]).transform(X_test)
+    b = LISTATransformer(D, **kw).fit(X_train[:300]).transform(X_test)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_tied_shares_parameters(problem):
+    X_train, _, D, alpha = problem
+    model = LISTATransformer(D, n_layers=5, alpha=alpha, tied=True, max_epochs=2,
+                             random_state=0).fit(X_train[:200])
+    module = model.net_.module_
+    assert module.weight.shape[0] == 1
+    assert np.unique(model.thresholds_).size == 1
+
+
+def test_learns_dictionary_when_none(problem):
+    X_train, X_test, _, _ = problem
+    model = LISTATransformer(n_components=20, n_layers=4, alpha=0.1, max_epochs=2,
+                             random_state=0).fit(X_train[:300])
+    assert model.components_.shape == (20, 16)
+    assert model.transform(X_test).shape == (200, 20)
+
+
+def test_guard_replaces_failed_rows_and_warns(problem, trained):
+    _, X_test, D, alpha = problem
+    model = LISTATransformer(D, n_layers=8, alpha=alpha, max_epochs=1,
+                             random_state=0).fit(X_test[:100])
+    with torch.no_grad():  # sabotage the network: a blown-up layer
+        model.net_.module_.weight[-1].mul_(1e3)
+    with pytest.warns(UserWarning, match="ISTA"):
+        codes = model.transform(X_test)
+    zero_objective = 0.5 * np.sum(X_test ** 2, axis=1)
+    objective = (0.5 * np.sum((X_test - codes @ D) ** 2, axis=1)
+                 + alpha * np.abs(codes).sum(1))
+    assert np.all(objective <= zero_objective + 1e-9)
+
+
+def test_training_on_cuda_device_runs(problem, device):
+    X_train, X_test, D, alpha = problem
+    model = LISTATransformer(D, n_layers=2, alpha=alpha, max_epochs=1,
+                             device=device, random_state=0).fit(X_train[:100])
+    assert model.device_ == device
+    assert model.transform(X_test).shape == (200, 32)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(n_layers=0), "n_layers"),
+    (dict(alpha=-0.1), "alpha"),
+    (dict(lr=0.0), "lr"),
+    (dict(max_epochs=0), "max_epochs"),
+    (dict(validation_fraction=0.9), "validation_fraction"),
+])
+def test_bad_parameters(problem, bad, match):
+    X_train, _, D, _ = problem
+    with pytest.raises(ValueError, match=match):
+        LISTATransformer(D, **bad).fit(X_train[:50])
+
+
+def test_bad_input(problem):
+    X_train, _, D, alpha = problem
+    with pytest.raises(ValueError, match="features"):
+        LISTATransformer(D[:, :-2], alpha=alpha).fit(X_train[:50])
+    with pytest.raises(ValueError, match="dim 3"):
+        LISTATransformer(D, alpha=alpha).fit(X_train[:48].reshape(3, 16, 16))
+    bad = X_train[:50].copy()
+    bad[3, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        LISTATransformer(D, alpha=alpha).fit(bad)

@@ -1,0 +1,70 @@
+"""Every public estimator passes scikit-learn's estimator checks and works in
+Pipeline, GridSearchCV (with parallel jobs), clone and pickle."""
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sklearn_mbdl import LISTATransformer, SparseCoder
+from sklearn_mbdl.datasets import make_sparse_coding
+
+# Every public estimator joins this list, with default parameters.
+ESTIMATORS = [SparseCoder(), LISTATransformer()]
+# check name -> one-line reason a scikit-learn maintainer would accept
+EXPECTED_FAILED_CHECKS = {}
+
+
+@parametrize_with_checks(
+    ESTIMATORS,
+    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS.get(
+        type(est).__name__, {}),
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
+
+
+def _small_lista(**kw):
+    return LISTATransformer(n_layers=3, max_epochs=3, random_state=0, **kw)
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, _, D = make_sparse_coding(120, 8, 12, 2, noise=0.01, random_state=0)
+    return X, D
+
+
+@pytest.mark.parametrize("make", [
+    lambda D: SparseCoder(D, alpha=0.1),
+    lambda D: _small_lista(dictionary=D, alpha=0.1),
+])
+def test_pipeline_clone_pickle(data, make):
+    X, D = data
+    est = make(D)
+    pipe = make_pipeline(StandardScaler(), est).fit(X)
+    codes = pipe.transform(X)
+    assert codes.shape == (120, 12)
+    cloned = clone(pipe)
+    assert "steps" in cloned.get_params()
+    np.testing.assert_allclose(cloned.fit(X).transform(X), codes, atol=1e-7)
+    restored = pickle.loads(pickle.dumps(pipe))
+    np.testing.assert_allclose(restored.transform(X), codes)
+
+
+def _reconstruction_score(est, X, y=None):
+    return -np.mean((est.inverse_transform(est.transform(X)) - X) ** 2)
+
+
+def test_grid_search_parallel_tunes_alpha(data):
+    X, D = data
+    search = GridSearchCV(_small_lista(dictionary=D),
+                          {"alpha": [0.01, 1.0]}, cv=2, n_jobs=2,
+                          scoring=_reconstruction_score).fit(X)
+    # a smaller l1 weight reconstructs better
+    assert search.best_params_ == {"alpha": 0.01}
+    assert search.best_estimator_.transform(X).shape == (120, 12)
