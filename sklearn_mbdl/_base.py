@@ -161,7 +161,7 @@ class TorchEstimator(BaseEstimator):
     # ----- skorch plumbing ---------------------------------------------------
     def _make_net(self, module, *, criterion, n_samples, callbacks=(),
                   validation_fraction=0.1, min_validation_samples=20,
-                  patience=10, gradient_clip=1.0, **kwargs):
+                  patience=20, gradient_clip=1.0, **kwargs):
         """The skorch net that trains ``module`` (an initialised module).
 
         A held-out split with early stopping (best weights restored) is used

@@ -127,7 +127,7 @@ class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
     batch_size : int, default=128
         Mini-batch size for training (inference runs in larger chunks).
     validation_fraction : float, default=0.1
-        Share of the rows held out for early stopping (patience 10 epochs,
+        Share of the rows held out for early stopping (patience 20 epochs,
         best weights restored). Used only when it gives at least 20 rows.
     device : {"cpu", "cuda", "auto"}, default="cpu"
         Where to train and compute.
