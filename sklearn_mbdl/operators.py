@@ -82,11 +82,33 @@ class LinearOperator:
         raise NotImplementedError
 
     def normal(self, x):
-        """``A^T A x``, the map whose norm is the Lipschitz constant."""
+        """``A^T A x``, the map whose norm is the Lipschitz constant.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            A batch of unknowns, shape ``(n, *in_shape)``.
+
+        Returns
+        -------
+        torch.Tensor
+            Tensor of the shape of ``x``.
+        """
         return self.adjoint(self.forward(x))
 
     def lipschitz(self, **kwargs):
-        """Largest eigenvalue of ``A^T A`` by power iteration."""
+        """Largest eigenvalue of ``A^T A`` by power iteration.
+
+        Parameters
+        ----------
+        **kwargs
+            Passed to :func:`power_iteration` (``n_iter``, ``tol``,
+            ``generator``).
+
+        Returns
+        -------
+        float
+        """
         ref = self._reference_tensor()
         return power_iteration(self.normal, self.in_shape, dtype=ref.dtype,
                                device=ref.device, **kwargs)
@@ -144,6 +166,15 @@ class MatrixOperator(LinearOperator):
 
         Exact (an eigenvalue of the smaller Gram matrix) up to 2048 rows or
         columns, power iteration beyond.
+
+        Parameters
+        ----------
+        **kwargs
+            Passed to :func:`power_iteration` when it is used.
+
+        Returns
+        -------
+        float
         """
         m = self.matrix
         small = m @ m.T if m.shape[0] <= m.shape[1] else m.T @ m

@@ -68,6 +68,19 @@ def prox_l1(x, threshold, positive=False):
     """Proximal map of the l1 norm, optionally restricted to ``x >= 0``.
 
     Dispatches to :func:`soft_threshold` or :func:`nonneg_soft_threshold`.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Input of any shape.
+    threshold : float or torch.Tensor
+        Non-negative threshold, broadcast against ``x``.
+    positive : bool, default=False
+        Also project on ``x >= 0``.
+
+    Returns
+    -------
+    torch.Tensor
     """
     if positive:
         return nonneg_soft_threshold(x, threshold)
