@@ -16,6 +16,7 @@ import numbers
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
+from skorch.callbacks import Callback
 from sklearn.utils import check_random_state, check_scalar
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -27,6 +28,7 @@ __all__ = [
     "check_matrix",
     "to_tensor",
     "to_numpy",
+    "SimulatedRows",
     "TorchEstimator",
 ]
 
@@ -136,6 +138,38 @@ def to_numpy(tensor, dtype):
     return tensor.detach().cpu().numpy().astype(dtype, copy=False)
 
 
+class SimulatedRows(Callback):
+    """Refill the simulated part of the training set at every epoch.
+
+    The training arrays passed to skorch are the user's rows followed by
+    ``len(X) - start`` rows that ``simulate(rng, n)`` draws from the known
+    model; this callback overwrites those rows in place before each epoch,
+    so the network never sees the same simulation twice. The references
+    are dropped when training ends (the fitted net stays picklable).
+    """
+
+    def __init__(self, simulate, X, y, start, seed):
+        self.simulate = simulate
+        self.X = X
+        self.y = y
+        self.start = start
+        self.seed = seed
+
+    def initialize(self):
+        self.rng_ = np.random.RandomState(self.seed)
+        return self
+
+    def on_epoch_begin(self, net, **kwargs):
+        n = len(self.X) - self.start
+        if n > 0:
+            X_sim, y_sim = self.simulate(self.rng_, n)
+            self.X[self.start:] = X_sim
+            self.y[self.start:] = y_sim
+
+    def on_train_end(self, net, **kwargs):
+        self.simulate = self.X = self.y = self.rng_ = None
+
+
 class TorchEstimator(BaseEstimator):
     """Base of the toolkit's estimators.
 
@@ -159,33 +193,44 @@ class TorchEstimator(BaseEstimator):
         self._seed = torch_seed(self.random_state)
 
     # ----- skorch plumbing ---------------------------------------------------
-    def _make_net(self, module, *, criterion, n_samples, callbacks=(),
-                  validation_fraction=0.1, min_validation_samples=20,
+    def _holdout(self, n_samples, fraction, min_rows=20):
+        """Seeded (train, validation) row indices for early stopping.
+
+        The validation part is empty unless it gets at least ``min_rows``
+        rows: skorch's own default split silently holds out 20% even of
+        tiny data sets, which the estimators never want.
+        """
+        order = np.random.RandomState(self._seed).permutation(n_samples)
+        n_valid = int(round(fraction * n_samples))
+        if n_valid < min_rows:
+            return np.arange(n_samples), order[:0]
+        return np.sort(order[n_valid:]), np.sort(order[:n_valid])
+
+    def _make_net(self, module, *, criterion, valid=None, callbacks=(),
                   patience=20, gradient_clip=1.0, **kwargs):
         """The skorch net that trains ``module`` (an initialised module).
 
-        A held-out split with early stopping (best weights restored) is used
-        when there are at least ``min_validation_samples`` held-out rows;
-        otherwise all rows train, as skorch's own 20% default split would
-        silently waste small data. Gradients are clipped by norm and the
-        learning rate follows a cosine schedule down to 0 at ``max_epochs``.
+        ``valid`` is a held-out ``(X, y)`` pair: with it, the net stops early
+        when the validation loss stops improving and restores its best
+        weights; without it, every row trains (``train_split=None``).
+        Gradients are clipped by norm and the learning rate follows a cosine
+        schedule down to 0 at ``max_epochs``.
         """
         from skorch import NeuralNetRegressor
         from skorch.callbacks import EarlyStopping, GradientNormClipping, LRScheduler
-        from skorch.dataset import ValidSplit
+        from skorch.dataset import Dataset
+        from skorch.helper import predefined_split
 
         callbacks = list(callbacks)
         callbacks.append(("lr_schedule", LRScheduler(
             torch.optim.lr_scheduler.CosineAnnealingLR, T_max=self.max_epochs)))
         if gradient_clip is not None:
             callbacks.append(("clip", GradientNormClipping(gradient_clip)))
-        n_valid = int(round(validation_fraction * n_samples))
-        if validation_fraction and n_valid >= min_validation_samples:
-            train_split = ValidSplit(validation_fraction, random_state=self._seed)
+        train_split = None
+        if valid is not None and len(valid[0]):
+            train_split = predefined_split(Dataset(*valid))
             callbacks.append(("early_stopping", EarlyStopping(
                 patience=patience, load_best=True, threshold=1e-4)))
-        else:
-            train_split = None
         return NeuralNetRegressor(
             module=module,
             criterion=criterion,
@@ -200,6 +245,19 @@ class TorchEstimator(BaseEstimator):
             verbose=self.verbose,
             **kwargs,
         )
+
+    def _train(self, net, X, y):
+        """``net.fit(X, y)``, then drop what only training needed.
+
+        Early stopping keeps a copy of the best weights on the training
+        device; skorch does not map it when unpickling, so a model trained
+        on a GPU would not load on a CPU-only machine.
+        """
+        net.fit(X, y)
+        for _, callback in net.callbacks_:
+            if hasattr(callback, "best_model_weights_"):
+                callback.best_model_weights_ = None
+        return net
 
     def _module_state(self, dtype):
         """The trained module's parameters and buffers cast to ``dtype``.

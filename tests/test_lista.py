@@ -30,10 +30,10 @@ def test_untrained_network_is_ista(problem):
 
 
 @pytest.fixture(scope="module")
-def trained(problem):
+def trained(problem, device):
     X_train, _, D, alpha = problem
-    return LISTATransformer(D, n_layers=8, alpha=alpha, max_epochs=40, lr=2e-3,
-                            random_state=0).fit(X_train)
+    return LISTATransformer(D, n_layers=8, alpha=alpha, max_epochs=40,
+                            device=device, random_state=0).fit(X_train)
 
 
 def test_trained_lista_beats_fista_at_equal_depth(problem, trained):
@@ -71,9 +71,9 @@ def test_dtype_and_batch_independence(problem, trained):
     np.testing.assert_allclose(single, full, atol=1e-4)
 
 
-def test_determinism(problem):
+def test_determinism(problem, device):
     X_train, X_test, D, alpha = problem
-    kw = dict(n_layers=3, alpha=alpha, max_epochs=3, random_state=7)
+    kw = dict(n_layers=3, alpha=alpha, max_epochs=3, random_state=7, device=device)
     a = LISTATransformer(D, **kw).fit(X_train[:300]).transform(X_test)
     b = LISTATransformer(D, **kw).fit(X_train[:300]).transform(X_test)
     np.testing.assert_array_equal(a, b)

@@ -68,3 +68,42 @@ def test_grid_search_parallel_tunes_alpha(data):
     # a smaller l1 weight reconstructs better
     assert search.best_params_ == {"alpha": 0.01}
     assert search.best_estimator_.transform(X).shape == (120, 12)
+
+
+def _tensors_outside_module(obj, path="", seen=None):
+    """Tensors a pickle would store outside skorch's device-mapped state."""
+    import torch
+
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return []
+    seen.add(id(obj))
+    if isinstance(obj, torch.Tensor):
+        return [path]
+    if isinstance(obj, (torch.nn.Module, torch.optim.Optimizer)):
+        return []
+    if isinstance(obj, dict):
+        items = obj.items()
+    elif isinstance(obj, (list, tuple)):
+        items = enumerate(obj)
+    elif hasattr(obj, "__dict__"):
+        items = vars(obj).items()
+    else:
+        return []
+    found = []
+    for key, value in items:
+        found += _tensors_outside_module(value, f"{path}.{key}", seen)
+    return found
+
+
+def test_gpu_model_would_load_on_cpu(data):
+    """skorch maps the module, optimizer and criterion to the CPU when a GPU
+    model is unpickled without CUDA; any other tensor in the pickled state
+    (e.g. early stopping's copy of the best weights) would fail to load."""
+    X, D = data
+    est = LISTATransformer(D, n_layers=2, alpha=0.1, max_epochs=2,
+                           validation_fraction=0.2, random_state=0).fit(X)
+    assert "early_stopping" in dict(est.net_.callbacks_)
+    state = {k: v for k, v in vars(est.net_).items()
+             if k not in ("module_", "optimizer_", "criterion_")}
+    assert _tensors_outside_module(state) == []
