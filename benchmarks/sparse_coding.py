@@ -144,11 +144,14 @@ def lista_section(device, n_train, max_epochs, verbose):
                                          noise=0.01, random_state=0)
     assert np.array_equal(D_big, D)
     X32 = X_big[n_train + n_test:].astype(np.float32)
-    Xb, Db = torch.tensor(X32, device=device), torch.tensor(D, dtype=torch.float32,
-                                                            device=device)
+    # every method through the same numpy-in, numpy-out path (same chunking)
     t_lista, _ = best_time(lambda: lista.transform(X32), 2)
-    t_fista, _ = best_time(lambda: fista(Xb, Db, alpha, max_iter=n_fista, tol=0.0), 2)
-    t_ista, _ = best_time(lambda: ista(Xb, Db, alpha, max_iter=n_ista, tol=0.0), 1)
+    t_fista, _ = best_time(lambda: sparse_encode(
+        X32, D, algorithm="fista", alpha=alpha, max_iter=n_fista, tol=0.0,
+        device=device), 2)
+    t_ista, _ = best_time(lambda: sparse_encode(
+        X32, D, algorithm="ista", alpha=alpha, max_iter=n_ista, tol=0.0,
+        device=device), 1)
     coder = SparseCoder(D, alpha=alpha, device=device).fit(X32)
     t_exact, _ = best_time(lambda: coder.transform(X32), 1)
     timing = [

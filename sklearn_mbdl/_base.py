@@ -16,16 +16,18 @@ import numbers
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
-from skorch.callbacks import Callback
-from sklearn.utils import check_random_state, check_scalar
+from sklearn.utils import check_array, check_random_state, check_scalar
 from sklearn.utils.validation import check_is_fitted, validate_data
+from skorch.callbacks import Callback
 
 __all__ = [
     "resolve_device",
     "torch_seed",
     "seeded",
     "check_options",
+    "check_number",
     "check_matrix",
+    "row_chunks",
     "to_tensor",
     "to_numpy",
     "SimulatedRows",
@@ -112,8 +114,6 @@ def check_number(value, name, *, min_val=None, max_val=None, integer=False,
 
 def check_matrix(matrix, name, *, n_features=None, dtype=np.float64):
     """Validate a user-given 2-D matrix (e.g. a dictionary)."""
-    from sklearn.utils import check_array
-
     matrix = check_array(matrix, dtype=dtype, ensure_all_finite=True,
                          input_name=name)
     if n_features is not None and matrix.shape[1] != n_features:
@@ -122,6 +122,20 @@ def check_matrix(matrix, name, *, n_features=None, dtype=np.float64):
             f"{n_features} features."
         )
     return matrix
+
+
+def row_chunks(n_samples, device, cpu_size=1024):
+    """Slices that cut ``n_samples`` rows into inference chunks.
+
+    Iterative solvers and unrolled networks run many elementwise passes over
+    their ``(rows, n_components)`` iterates: on a CPU, chunks of about a
+    thousand rows stay in cache and ran 2-7 times faster than 8192 rows or
+    the whole block (measured on 1e5 x 256 codes); a GPU wants large chunks.
+    A solver with a large per-call overhead passes a larger ``cpu_size``.
+    """
+    size = cpu_size if str(device) == "cpu" else 65536
+    return [slice(start, min(start + size, n_samples))
+            for start in range(0, n_samples, size)]
 
 
 def to_tensor(array, device, dtype=None):

@@ -14,6 +14,7 @@ from torch import nn
 from ._base import (
     SimulatedRows,
     TorchEstimator,
+    row_chunks,
     check_matrix,
     check_number,
     seeded,
@@ -295,13 +296,16 @@ class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
                 module, criterion=nn.MSELoss, callbacks=callbacks,
                 valid=(X32[valid], targets[valid]))
             self._train(self.net_, X_fit, Z_fit)
-        # never keep a network worse than the ISTA it started from
+        # never keep a network worse than the ISTA it started from, judged
+        # on the held-out rows when there are some
+        rows = valid if valid.size else np.arange(X.shape[0])
+        X_check, Z_check = X32[rows], targets[rows]
         module = self.net_.module_
         trained = {k: v.clone() for k, v in module.state_dict().items()}
-        trained_error = self._fit_error(X32, targets)
+        trained_error = self._fit_error(X_check, Z_check)
         module.load_state_dict(initial)
-        ista_error = self._fit_error(X32, targets)
-        exact = ista_error <= 1e-12 * float(np.sum(targets ** 2)) + 1e-20
+        ista_error = self._fit_error(X_check, Z_check)
+        exact = ista_error <= 1e-12 * float(np.sum(Z_check ** 2)) + 1e-20
         if trained_error <= ista_error:
             module.load_state_dict(trained)
         elif not exact:  # (nothing to learn when ISTA is already exact)
@@ -326,11 +330,10 @@ class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
         dtype = torch.float64 if X.dtype == np.float64 else torch.float32
         state = self._module_state(dtype)
         device = self._inference_device()
-        chunk = max(self.batch_size, 8192)
         out = []
         with torch.no_grad():
-            for start in range(0, X.shape[0], chunk):
-                x = to_tensor(X[start:start + chunk], device, dtype=dtype)
+            for rows in row_chunks(X.shape[0], device):
+                x = to_tensor(X[rows], device, dtype=dtype)
                 out.append(torch.func.functional_call(
                     self.net_.module_, state, (x,), {"n_layers": n_layers}))
         codes = torch.cat(out) if out else torch.zeros(

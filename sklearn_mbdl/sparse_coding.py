@@ -16,6 +16,7 @@ from ._base import (
     check_number,
     check_options,
     resolve_device,
+    row_chunks,
     to_numpy,
     to_tensor,
 )
@@ -86,11 +87,17 @@ def sparse_encode(X, dictionary, *, algorithm="active_set", alpha=1.0,
     X = check_array(X, dtype=FLOAT_DTYPES, ensure_all_finite=True)
     dictionary = check_matrix(dictionary, "dictionary", n_features=X.shape[1])
     device = resolve_device(device)
-    Xt = to_tensor(X, device)
-    Dt = to_tensor(dictionary, device, dtype=Xt.dtype)
-    codes = _encode(Xt, Dt, algorithm=algorithm, alpha=alpha,
-                    max_iter=max_iter, tol=tol, positive=positive)
-    return to_numpy(codes, X.dtype) + 0.0  # + 0.0 turns -0.0 into 0.0
+    Dt = to_tensor(dictionary, device, dtype=torch.from_numpy(X[:0]).dtype)
+    codes = np.empty((X.shape[0], dictionary.shape[0]), dtype=X.dtype)
+    # rows are independent: chunks only change the speed. The active set's
+    # rounds have a fixed overhead and prefer large blocks.
+    cpu_size = 65536 if algorithm == "active_set" else 1024
+    for rows in row_chunks(X.shape[0], device, cpu_size):
+        chunk = _encode(to_tensor(X[rows], device), Dt, algorithm=algorithm,
+                        alpha=alpha, max_iter=max_iter, tol=tol,
+                        positive=positive)
+        codes[rows] = to_numpy(chunk, X.dtype)
+    return codes + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
 def _normalize_rows(D):
