@@ -222,7 +222,8 @@ class TorchEstimator(BaseEstimator):
 
     def _make_net(self, module, *, criterion, valid=None, callbacks=(),
                   patience=20, gradient_clip=1.0, **kwargs):
-        """The skorch net that trains ``module`` (an initialised module).
+        """The skorch net that trains ``module`` (a module class; its
+        arguments come as ``module__name=value`` keyword arguments).
 
         ``valid`` is a held-out ``(X, y)`` pair: with it, the net stops early
         when the validation loss stops improving and restores its best
@@ -263,14 +264,17 @@ class TorchEstimator(BaseEstimator):
     def _train(self, net, X, y):
         """``net.fit(X, y)``, then drop what only training needed.
 
-        Early stopping keeps a copy of the best weights on the training
-        device; skorch does not map it when unpickling, so a model trained
-        on a GPU would not load on a CPU-only machine.
+        Early stopping keeps a copy of the best weights and the learning-rate
+        scheduler a reference to the optimizer, both on the training device.
+        skorch maps only its own module, optimizer and criterion when
+        unpickling, so with these a model trained on a GPU would not load on
+        a CPU-only machine.
         """
         net.fit(X, y)
         for _, callback in net.callbacks_:
-            if hasattr(callback, "best_model_weights_"):
-                callback.best_model_weights_ = None
+            for name in ("best_model_weights_", "lr_scheduler_"):
+                if hasattr(callback, name):
+                    setattr(callback, name, None)
         return net
 
     def _module_state(self, dtype):

@@ -288,14 +288,17 @@ class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
             callbacks.append(("valid_nmse_db", EpochScoring(
                 _nmse_db_score, lower_is_better=True, name="valid_nmse_db")))
         X32, targets = X.astype(np.float32), targets.astype(np.float32)
+        # the module is given to skorch as a class with its arguments (an
+        # instance would be pickled outside skorch's device mapping)
+        module_args = dict(dictionary=D.astype(np.float32), n_layers=self.n_layers,
+                           alpha=self.alpha, tied=self.tied, positive=self.positive)
         with seeded(self._seed, self.device_):
-            module = LISTA(torch.as_tensor(D, dtype=torch.float32), self.n_layers,
-                           self.alpha, tied=self.tied, positive=self.positive)
-            initial = {k: v.clone() for k, v in module.state_dict().items()}
             self.net_ = self._make_net(
-                module, criterion=nn.MSELoss, callbacks=callbacks,
-                valid=(X32[valid], targets[valid]))
+                LISTA, criterion=nn.MSELoss, callbacks=callbacks,
+                valid=(X32[valid], targets[valid]),
+                **{f"module__{k}": v for k, v in module_args.items()})
             self._train(self.net_, X_fit, Z_fit)
+        initial = LISTA(**module_args).to(self._inference_device()).state_dict()
         # never keep a network worse than the ISTA it started from, judged
         # on the held-out rows when there are some
         rows = valid if valid.size else np.arange(X.shape[0])
