@@ -85,10 +85,8 @@ def tour(out=sys.stdout):
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     line = "  ".join("{:<%d}" % w for w in widths)
     print(file=out)
-    print(line.format(*header), file=out)
-    print(line.format(*("-" * w for w in widths)), file=out)
-    for r in rows:
-        print(line.format(*r), file=out)
+    for r in [header, tuple("-" * w for w in widths), *rows]:
+        print(line.format(*r).rstrip(), file=out)
     return rows
 
 
