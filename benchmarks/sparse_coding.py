@@ -220,7 +220,7 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--n-train", type=int, default=10000)
-    parser.add_argument("--max-epochs", type=int, default=150)
+    parser.add_argument("--max-epochs", type=int, default=100)
     parser.add_argument("--skip-lista", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--verbose", type=int, default=0)
