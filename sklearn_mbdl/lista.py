@@ -23,7 +23,7 @@ from ._base import (
 )
 from .operators import MatrixOperator
 from .solvers import ista, lasso_objective, proximal_step
-from .sparse_coding import DictionaryTransformerMixin, learn_dictionary, sparse_encode
+from .sparse_coding import DictionaryTransformerMixin, _sparse_encode, learn_dictionary
 
 __all__ = ["LISTA", "LISTATransformer"]
 
@@ -106,7 +106,8 @@ class LISTA(nn.Module):
 def _nmse_db_score(net, X, y):
     """Validation NMSE (dB) of the codes, the progress column of ``fit``."""
     codes = net.predict(X)
-    return 10 * np.log10(np.sum((codes - y) ** 2) / max(np.sum(y ** 2), 1e-300))
+    with np.errstate(over="ignore", invalid="ignore"):
+        return 10 * np.log10(np.sum((codes - y) ** 2) / max(np.sum(y ** 2), 1e-300))
 
 
 def _recombine_codes(rng, n_samples, *, X, codes, dictionary, alpha, positive,
@@ -124,8 +125,8 @@ def _recombine_codes(rng, n_samples, *, X, codes, dictionary, alpha, positive,
     keep = rng.rand(n_samples, codes.shape[1]) < 0.5
     new_codes = np.where(keep, codes[first], codes[second])
     signals = new_codes @ dictionary + (X[first] - codes[first] @ dictionary)
-    targets = sparse_encode(signals, dictionary, alpha=alpha, positive=positive,
-                            device=device)
+    targets = _sparse_encode(signals, dictionary, alpha=alpha, positive=positive,
+                             device=device)
     return signals, targets
 
 
@@ -269,8 +270,8 @@ class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
                                  random_state=self.random_state,
                                  device=self.device_)
         self.components_ = D.copy()
-        targets = sparse_encode(X, D, alpha=self.alpha, positive=self.positive,
-                                device=self.device_)
+        targets = _sparse_encode(X, D, alpha=self.alpha, positive=self.positive,
+                                 device=self.device_)
         train, valid = self._holdout(X.shape[0], self.validation_fraction)
         # the training set: the user's rows, then rows the known model
         # simulates afresh at every epoch (see _recombine_codes)
@@ -326,50 +327,54 @@ class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
         return self
 
     def _fit_error(self, X, targets):
-        return float(np.sum((to_numpy(self._encode(X), np.float32) - targets) ** 2))
+        """Squared error of the raw network (no per-row guard) to the targets."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            error = float(np.sum((self._encode(X, guard=False) - targets) ** 2))
+        return error if np.isfinite(error) else np.inf
 
-    def _encode(self, X, n_layers=None):
-        """Run the network on a validated array in its dtype, by chunks."""
+    def _encode(self, X, n_layers=None, guard=True):
+        """Run the network on a validated array in its dtype, by chunks
+        (with ``guard``, rows worse than the zero code get ISTA's codes)."""
         dtype = torch.float64 if X.dtype == np.float64 else torch.float32
         state = self._module_state(dtype)
         device = self._inference_device()
-        out = []
+        n_layers = n_layers or self.n_layers
+        codes = np.empty((X.shape[0], self.components_.shape[0]), dtype=X.dtype)
+        n_far = 0
         with torch.no_grad():
             for rows in row_chunks(X.shape[0], device):
                 x = to_tensor(X[rows], device, dtype=dtype)
-                out.append(torch.func.functional_call(
-                    self.net_.module_, state, (x,), {"n_layers": n_layers}))
-        codes = torch.cat(out) if out else torch.zeros(
-            (0, self.components_.shape[0]), dtype=dtype)
-        return self._guard(X, codes, state["dictionary"], n_layers)
+                z = torch.func.functional_call(self.net_.module_, state, (x,),
+                                               {"n_layers": n_layers})
+                if guard:
+                    n_far += self._guard(x, z, state["dictionary"], n_layers)
+                codes[rows] = to_numpy(z, X.dtype)
+        if n_far:
+            warnings.warn(
+                f"LISTATransformer: {n_far} of {X.shape[0]} rows had codes far "
+                "worse than the zero code (inputs unlike the training data?); "
+                f"they were replaced by {n_layers} ISTA iterations.",
+                UserWarning,
+            )
+        return codes
 
-    def _guard(self, X, codes, dictionary, n_layers):
-        """Never return codes worse than ISTA's on a row, and say so.
+    def _guard(self, x, codes, dictionary, n_layers):
+        """Never return codes worse than ISTA's on a row (in place).
 
         Every ISTA iterate has a lower lasso objective than the all-zero
         code, so a row whose code is above it is a failure of the network;
-        that row gets ``n_layers`` ISTA iterations instead. A warning is
-        raised when a row was far off (objective more than twice the zero
-        code's: a blow-up, e.g. an input unlike the training data).
+        that row gets ``n_layers`` ISTA iterations instead. Returns how many
+        rows were far off (objective more than twice the zero code's: a
+        blow-up, e.g. an input unlike the training data), to be reported.
         """
-        x = to_tensor(X, codes.device, dtype=codes.dtype)
         objective = lasso_objective(x, codes, dictionary, self.alpha)
         zero_objective = 0.5 * (x * x).sum(dim=1)
         bad = objective > zero_objective
-        if bad.any():
-            n_far = int((objective > 2 * zero_objective).sum())
-            if n_far:
-                warnings.warn(
-                    f"LISTATransformer: {n_far} of {X.shape[0]} rows had codes "
-                    "far worse than the zero code (inputs unlike the training "
-                    f"data?); they were replaced by {n_layers or self.n_layers} "
-                    "ISTA iterations.",
-                    UserWarning,
-                )
-            codes[bad], _ = ista(x[bad], dictionary, self.alpha,
-                                 max_iter=n_layers or self.n_layers, tol=0.0,
-                                 positive=self.positive)
-        return codes
+        if not bad.any():
+            return 0
+        codes[bad], _ = ista(x[bad], dictionary, self.alpha, max_iter=n_layers,
+                             tol=0.0, positive=self.positive)
+        return int((objective > 2 * zero_objective).sum())
 
     def transform(self, X, n_layers=None):
         """Codes of ``X`` computed by the network.
@@ -390,4 +395,4 @@ class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
         if n_layers is not None:
             check_number(n_layers, "n_layers", min_val=1,
                          max_val=self.net_.module_.n_layers, integer=True)
-        return to_numpy(self._encode(X, n_layers), X.dtype) + 0.0
+        return self._encode(X, n_layers) + 0.0

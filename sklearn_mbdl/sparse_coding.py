@@ -86,7 +86,14 @@ def sparse_encode(X, dictionary, *, algorithm="active_set", alpha=1.0,
     _check_coding_params(algorithm, alpha, max_iter, tol)
     X = check_array(X, dtype=FLOAT_DTYPES, ensure_all_finite=True)
     dictionary = check_matrix(dictionary, "dictionary", n_features=X.shape[1])
-    device = resolve_device(device)
+    return _sparse_encode(X, dictionary, algorithm=algorithm, alpha=alpha,
+                          max_iter=max_iter, tol=tol, positive=positive,
+                          device=resolve_device(device))
+
+
+def _sparse_encode(X, dictionary, *, algorithm="active_set", alpha, max_iter=1000,
+                   tol=1e-6, positive=False, device):
+    """:func:`sparse_encode` on arrays and parameters already validated."""
     Dt = to_tensor(dictionary, device, dtype=torch.from_numpy(X[:0]).dtype)
     codes = np.empty((X.shape[0], dictionary.shape[0]), dtype=X.dtype)
     # rows are independent: chunks only change the speed. The active set's
@@ -353,7 +360,7 @@ class SparseCoder(DictionaryTransformerMixin, TorchEstimator):
             In the dtype of ``X`` (float32 or float64).
         """
         X = self._validate_X(X, reset=False)
-        return sparse_encode(X, self.components_, algorithm=self.algorithm,
+        return _sparse_encode(X, self.components_, algorithm=self.algorithm,
                              alpha=self.alpha, max_iter=self.max_iter,
                              tol=self.tol, positive=self.positive,
                              device=self.device_)

@@ -141,3 +141,66 @@ def test_bad_input(problem):
     bad[3, 3] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         LISTATransformer(D, alpha=alpha).fit(bad)
+
+
+def test_failed_training_falls_back_to_ista(problem):
+    """A learning rate that blows the network up: fit keeps the ISTA
+    initialisation and says so, and transform is exactly ISTA."""
+    X_train, X_test, D, alpha = problem
+    with pytest.warns(UserWarning, match="did not improve"):
+        model = LISTATransformer(D, n_layers=4, alpha=alpha, lr=50.0, max_epochs=2,
+                                 random_state=0).fit(X_train[:600])
+    np.testing.assert_array_equal(model.momentum_, 0.0)
+    np.testing.assert_allclose(model.steps_, model.ista_step_)
+    expected, _ = ista(torch.tensor(X_test), torch.tensor(D), alpha, max_iter=4,
+                       tol=0.0)
+    # (the network stores the dictionary in float32)
+    np.testing.assert_allclose(model.transform(X_test), expected, atol=1e-6)
+
+
+def test_momentum_and_thresholds_stay_in_range():
+    module = LISTA(torch.eye(3), n_layers=2, alpha=1.0)
+    with torch.no_grad():
+        module.momentum.copy_(torch.tensor([5.0, -1.0]))
+        module.threshold_scale.copy_(torch.tensor([-2.0, 1.0]))
+    np.testing.assert_array_equal(module.momenta().detach(), [1.0, 0.0])
+    assert torch.all(module.thresholds() >= 0)
+
+
+def test_simulated_signals_are_labelled_exactly(problem):
+    from sklearn_mbdl.lista import _recombine_codes
+
+    X_train, _, D, alpha = problem
+    codes = sparse_encode(X_train, D, alpha=alpha)
+    signals, targets = _recombine_codes(
+        np.random.RandomState(0), 400, X=X_train, codes=codes, dictionary=D,
+        alpha=alpha, positive=False, device="cpu")
+    assert signals.shape == (400, 16) and targets.shape == (400, 32)
+    np.testing.assert_allclose(targets, sparse_encode(signals, D, alpha=alpha))
+    # new signals (a few repeat one when all its coefficients were kept),
+    # with the sparsity of the user's codes
+    assert np.isin(signals[:, 0], X_train[:, 0]).mean() < 0.2
+    assert abs((targets != 0).sum(1).mean() - (codes != 0).sum(1).mean()) < 1.0
+
+
+def test_simulated_rows_refreshed_every_epoch():
+    from skorch import NeuralNetRegressor
+
+    from sklearn_mbdl._base import SimulatedRows
+
+    seen = []
+
+    def simulate(rng, n):
+        seen.append(rng.rand())
+        return np.full((n, 2), seen[-1], np.float32), np.zeros((n, 1), np.float32)
+
+    X = np.zeros((10, 2), np.float32)
+    y = np.zeros((10, 1), np.float32)
+    callback = SimulatedRows(simulate, X, y, start=6, seed=0)
+    NeuralNetRegressor(torch.nn.Linear, module__in_features=2, module__out_features=1,
+                       max_epochs=3, train_split=None, verbose=0,
+                       callbacks=[callback]).fit(X, y)
+    assert len(seen) == 3 and len(set(seen)) == 3
+    np.testing.assert_array_equal(X[:6], 0.0)          # the user's rows untouched
+    np.testing.assert_array_equal(X[6:], np.float32(seen[-1]))  # refilled
+    assert callback.X is None and callback.simulate is None  # released after fit

@@ -132,3 +132,15 @@ def test_torch_global_state_untouched(sparse_problem):
     torch.manual_seed(123)
     SparseCoder(n_components=8, alpha=0.1, n_iter=2, random_state=0).fit(X)
     np.testing.assert_array_equal(torch.rand(3), expected)
+
+
+@pytest.mark.parametrize("algorithm", ["fista", "active_set"])
+def test_chunked_encoding_equals_row_by_row_blocks(algorithm):
+    """sparse_encode cuts large inputs into chunks: the codes do not change."""
+    X, _, D = make_sparse_coding(2500, 8, 12, 2, noise=0.01, random_state=0)
+    alpha = 0.1
+    whole = sparse_encode(X, D, alpha=alpha, algorithm=algorithm)
+    parts = np.vstack([sparse_encode(X[i:i + 700], D, alpha=alpha,
+                                     algorithm=algorithm)
+                       for i in range(0, 2500, 700)])
+    np.testing.assert_allclose(whole, parts, atol=1e-9)
