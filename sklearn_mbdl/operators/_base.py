@@ -1,18 +1,4 @@
-"""Forward operators as small torch objects.
-
-An operator maps a batch of unknowns to a batch of observations. Every
-operator has the same three methods, batched over the first axis and
-differentiable:
-
-- ``A(x)`` (``forward``): the observation model,
-- ``A.adjoint(y)``: the adjoint map,
-- ``A.lipschitz()``: the largest eigenvalue of ``A^T A``, the Lipschitz
-  constant of the gradient of ``0.5 ||A x - y||^2`` (the step size of every
-  gradient-based solver).
-
-:class:`MatrixOperator` is the pattern all later operators (convolution,
-masks, Fourier sampling, warps) follow.
-"""
+"""The operator base class, power iteration and the dense matrix operator."""
 
 import torch
 
