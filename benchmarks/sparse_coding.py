@@ -15,8 +15,6 @@ process, best of ``--repeat`` runs.
 """
 
 import argparse
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -31,32 +29,14 @@ from sklearn_mbdl.datasets import make_sparse_coding
 from sklearn_mbdl.metrics import nmse_db
 from sklearn_mbdl.solvers import fista, ista
 
+from _common import best_time, machine, table
+
 RESULTS = Path(__file__).parent / "results"
-
-
-def best_time(func, repeat):
-    best, out = np.inf, None
-    for _ in range(repeat):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        out = func()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best, out
 
 
 def objective(X, Z, D, alpha):
     return float(np.mean(0.5 * np.sum((X - Z @ D) ** 2, axis=1)
                          + alpha * np.abs(Z).sum(axis=1)))
-
-
-def table(header, rows):
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def speed_section(device, repeat):
@@ -200,18 +180,6 @@ def plot(curves, lista_test, device):
     fig.tight_layout()
     fig.savefig(RESULTS / name, dpi=120)
     return name
-
-
-def machine(device):
-    if device.startswith("cuda"):
-        return f"GPU: {torch.cuda.get_device_name()}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(l.split(":", 1)[1].strip() for l in f if "model name" in l)
-    except (OSError, StopIteration):
-        pass
-    return f"CPU: {cpu}, {torch.get_num_threads()} torch thread(s)"
 
 
 def main():

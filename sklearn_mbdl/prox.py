@@ -8,7 +8,8 @@ are differentiable almost everywhere, so gradients flow through them.
 
 import torch
 
-__all__ = ["soft_threshold", "nonneg_soft_threshold", "prox_l1"]
+__all__ = ["soft_threshold", "nonneg_soft_threshold", "prox_l1",
+           "soft_constellation", "nearest_point"]
 
 
 def soft_threshold(x, threshold):
@@ -85,3 +86,70 @@ def prox_l1(x, threshold, positive=False):
     if positive:
         return nonneg_soft_threshold(x, threshold)
     return soft_threshold(x, threshold)
+
+
+def soft_constellation(x, points, softness=1.0):
+    """Soft projection onto a one-dimensional constellation.
+
+    A staircase through the sorted ``points``: between two neighbours
+    ``c_i < c_{i+1}`` it ramps linearly over a window of width
+    ``softness * (c_{i+1} - c_i)`` centred on their midpoint, and is flat
+    elsewhere. ``softness=1`` is the projection onto the box
+    ``[c_1, c_M]`` (the convex relaxation of the alphabet), ``softness -> 0``
+    the hard decision; for ``points = (-1, 1)`` it is DetNet's piecewise
+    linear soft sign ``-1 + relu(x + t)/t - relu(x - t)/t`` with ``t =
+    softness``.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Input of any shape.
+    points : torch.Tensor of shape (n_points,)
+        The sorted constellation (at least two points).
+    softness : float or torch.Tensor, default=1.0
+        Positive ramp width relative to the spacing; a tensor broadcasts
+        against ``x[..., None]`` (e.g. one value per layer).
+
+    Returns
+    -------
+    torch.Tensor
+        Tensor of the shape of ``x``, with values in ``[points[0], points[-1]]``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_mbdl.prox import soft_constellation
+    >>> points = torch.tensor([-1.0, 1.0])
+    >>> soft_constellation(torch.tensor([-3.0, 0.25, 2.0]), points, 0.5)
+    tensor([-1.0000,  0.5000,  1.0000])
+    """
+    gaps = points[1:] - points[:-1]
+    middles = 0.5 * (points[1:] + points[:-1])
+    ramp = (x[..., None] - middles) / (softness * gaps) + 0.5
+    return points[0] + (gaps * ramp.clamp(0.0, 1.0)).sum(dim=-1)
+
+
+def nearest_point(x, points):
+    """Index of the nearest constellation point (the hard decision).
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Input of any shape.
+    points : torch.Tensor of shape (n_points,)
+        The sorted constellation.
+
+    Returns
+    -------
+    torch.Tensor of int64
+        Tensor of the shape of ``x``: indices into ``points``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_mbdl.prox import nearest_point
+    >>> nearest_point(torch.tensor([-0.2, 2.4]), torch.tensor([-3.0, -1.0, 1.0, 3.0]))
+    tensor([1, 3])
+    """
+    middles = 0.5 * (points[1:] + points[:-1])
+    return torch.bucketize(x.contiguous(), middles.contiguous())

@@ -1,0 +1,286 @@
+"""MIMO detection: make_mimo, the model-based detectors, DetNetClassifier."""
+
+import itertools
+
+import numpy as np
+import pytest
+import sklearn
+import torch
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from sklearn_mbdl import DetNetClassifier, MIMODetector
+from sklearn_mbdl.datasets import make_mimo, mimo_constellation
+from sklearn_mbdl.detnet import DetNet, _statistics
+from sklearn_mbdl.metrics import bit_error_rate, symbol_error_rate
+from sklearn_mbdl.prox import nearest_point, soft_constellation
+from sklearn_mbdl.solvers import (
+    detection_step,
+    matched_filter,
+    mmse,
+    mmse_sic,
+    projected_gradient,
+    sphere_decoder,
+    zero_forcing,
+)
+
+BPSK = torch.tensor([-1.0, 1.0], dtype=torch.float64)
+
+
+def _brute_force_ml(X, H, points):
+    K = H.shape[-1]
+    candidates = np.array(list(itertools.product(points, repeat=K)))
+    out = np.empty((len(X), K))
+    for i in range(len(X)):
+        Hi = H if H.ndim == 2 else H[i]
+        out[i] = candidates[np.argmin(((X[i] - candidates @ Hi.T) ** 2).sum(1))]
+    return out
+
+
+# ----- make_mimo ---------------------------------------------------------------
+def test_make_mimo_shapes_and_snr_convention():
+    X, y, H = make_mimo(4000, n_tx=4, n_rx=8, snr_db=10.0, random_state=0)
+    assert X.shape == (4000, 8) and y.shape == (4000, 4) and H.shape == (4000, 8, 4)
+    assert set(np.unique(y)) == {-1, 1}
+    noise = X - np.einsum("nrk,nk->nr", H, y)
+    # sigma^2 = ||H||_F^2 / (n_tx SNR), per sample
+    expected = (H ** 2).sum((1, 2)) / (4 * 10.0)
+    ratio = (noise ** 2).mean(1) / expected
+    assert abs(ratio.mean() - 1.0) < 0.03
+
+
+@pytest.mark.parametrize("modulation, points", [
+    ("qpsk", [-1, 1]), ("16qam", [-3, -1, 1, 3])])
+def test_make_mimo_complex_real_decomposition(modulation, points):
+    X, y, H = make_mimo(50, n_tx=3, n_rx=5, modulation=modulation, channel="fixed",
+                        snr_db=(5, 15), random_state=0)
+    assert X.shape == (50, 10) and y.shape == (50, 6) and H.shape == (10, 6)
+    assert set(np.unique(y)) <= set(points)
+    # [[Re, -Im], [Im, Re]]
+    np.testing.assert_allclose(H[:5, :3], H[5:, 3:])
+    np.testing.assert_allclose(H[:5, 3:], -H[5:, :3])
+
+
+def test_make_mimo_given_channel_and_reproducible():
+    H = np.random.RandomState(0).randn(6, 3)
+    X1, y1, H1 = make_mimo(20, 3, 6, channel=H, random_state=1)
+    X2, y2, _ = make_mimo(20, 3, 6, channel=H, random_state=1)
+    np.testing.assert_array_equal(H1, H)
+    np.testing.assert_array_equal(X1, X2)
+    np.testing.assert_array_equal(y1, y2)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(snr_db=np.nan), "snr_db must be finite"),
+    (dict(snr_db=np.inf), "snr_db must be finite"),
+    (dict(snr_db=(12, 8)), "low <= high"),
+    (dict(modulation="8psk"), "modulation"),
+    (dict(channel=np.ones((5, 5))), "channel has shape"),
+    (dict(channel="rayleigh"), "channel must be"),
+    (dict(n_samples=0), "n_samples"),
+])
+def test_make_mimo_bad_input(kwargs, match):
+    args = dict(n_samples=10, n_tx=3, n_rx=6)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        make_mimo(**args)
+
+
+# ----- projections and detectors ------------------------------------------------
+def test_soft_constellation_is_detnet_soft_sign_and_box_projection():
+    x = torch.linspace(-3, 3, 61, dtype=torch.float64)
+    t = 0.4
+    soft_sign = -1 + torch.relu(x + t) / t - torch.relu(x - t) / t
+    torch.testing.assert_close(soft_constellation(x, BPSK, t), soft_sign)
+    pam = torch.tensor([-3.0, -1.0, 1.0, 3.0], dtype=torch.float64)
+    torch.testing.assert_close(soft_constellation(x, pam, 1.0), x.clamp(-3, 3))
+    x = x + 0.013  # off the midpoints, where the hard decision is a tie
+    hard = soft_constellation(x, pam, 1e-6)
+    torch.testing.assert_close(hard, pam[nearest_point(x, pam)])
+
+
+def test_detection_step_is_a_gradient_step():
+    rng = np.random.RandomState(0)
+    H = torch.tensor(rng.randn(7, 3))
+    x = torch.tensor(rng.randn(2, 7))
+    s = torch.tensor(rng.randn(2, 3), requires_grad=True)
+    loss = 0.5 * ((x - s @ H.T) ** 2).sum()
+    (grad,) = torch.autograd.grad(loss, s)
+    Htx, HtH = matched_filter(x, H)
+    torch.testing.assert_close(detection_step(s, Htx, HtH, 0.1, 0.1), s - 0.1 * grad)
+
+
+def test_zero_forcing_exact_without_noise():
+    X, y, H = make_mimo(30, 4, 8, snr_db=200.0, random_state=0)
+    s = zero_forcing(torch.tensor(X), torch.tensor(H))
+    np.testing.assert_allclose(s.numpy(), y, atol=1e-6)
+
+
+@pytest.mark.parametrize("modulation", ["bpsk", "16qam"])
+def test_sphere_decoder_is_exact_ml(modulation):
+    points, _ = mimo_constellation(modulation)
+    n_tx = 4 if modulation == "bpsk" else 2
+    X, y, H = make_mimo(60, n_tx, 6, snr_db=2.0, modulation=modulation, random_state=3)
+    S, nodes = sphere_decoder(X, H, points, return_nodes=True)
+    np.testing.assert_array_equal(S, _brute_force_ml(X, H, points))
+    assert nodes.min() >= y.shape[1]
+
+
+def test_detector_ordering_small_problem():
+    X, y, H = make_mimo(3000, 8, 16, snr_db=10.0, random_state=0)
+    Xt, Ht = torch.tensor(X), torch.tensor(H)
+    nv = torch.tensor((H ** 2).sum((1, 2)) / (8 * 10.0))
+
+    def ser(s):
+        return symbol_error_rate(y, BPSK[nearest_point(s, BPSK)].numpy())
+
+    zf, lin = ser(zero_forcing(Xt, Ht)), ser(mmse(Xt, Ht, nv, BPSK))
+    sic = symbol_error_rate(y, mmse_sic(Xt, Ht, nv, BPSK).numpy())
+    box = ser(projected_gradient(Xt, Ht, BPSK, n_iter=50))
+    annealed = ser(projected_gradient(Xt, Ht, BPSK, step=1.9, softness=(2.0, 0.3)))
+    ml = symbol_error_rate(y, sphere_decoder(X, H, BPSK.numpy()))
+    assert ml < sic < lin < zf
+    assert ml < annealed < box
+
+
+# ----- DetNet ---------------------------------------------------------------------
+def test_untrained_detnet_is_annealed_projected_gradient():
+    rng = np.random.RandomState(0)
+    H = rng.randn(12, 6)
+    X, _, _ = make_mimo(50, 6, 12, channel=H, snr_db=8.0, random_state=1)
+    Htx, gram = _statistics(torch.tensor(X), torch.tensor(H), 0.0, 1.0)
+    step = 1.9 / float(torch.linalg.matrix_norm(gram, ord=2))
+    torch.manual_seed(0)
+    net = DetNet(6, np.array([-1.0, 1.0]), 10, 48, 0.9, step, latent_size=12,
+                 softness=(2.0, 0.3), gram=gram.numpy()).double()
+    with torch.no_grad():
+        out = net(Htx)[:, -1]
+    reference = projected_gradient(torch.tensor(X), torch.tensor(H), BPSK, n_iter=10,
+                                   step=1.9, softness=(2.0, 0.3), mixing=0.9)
+    # (up to the float32 storage of the ramp widths)
+    torch.testing.assert_close(out, reference, atol=1e-6, rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """DetNet on 8 x 16 BPSK with per-sample channels (small, seeded)."""
+    X, y, H = make_mimo(3000, 8, 16, snr_db=(7, 14), random_state=0)
+    det = DetNetClassifier(n_layers=12, max_epochs=4, lr=1e-3, random_state=0)
+    return det.fit(X, y, channels=H)
+
+
+def test_detnet_beats_mmse_and_approaches_ml(trained):
+    X, y, H = make_mimo(3000, 8, 16, snr_db=10.0, random_state=5)
+    nv = (H ** 2).sum((1, 2)) / (8 * 10.0)
+    lin = MIMODetector("mmse", noise_var=float(nv.mean())).fit(X, y, channels=H)
+    ml = symbol_error_rate(y, sphere_decoder(X, H, [-1.0, 1.0]))
+    ours = 1 - trained.score(X, y, channels=H)
+    assert ours < 1 - lin.score(X, y, channels=H)
+    assert ours < 2.5 * ml
+
+
+def test_detnet_predict_proba(trained):
+    X, y, H = make_mimo(200, 8, 16, snr_db=8.0, random_state=6)
+    proba = trained.predict_proba(X, channels=H)
+    assert isinstance(proba, list) and len(proba) == 8
+    pred = trained.predict(X, channels=H)
+    for k, p in enumerate(proba):
+        assert p.shape == (200, 2)
+        np.testing.assert_allclose(p.sum(1), 1.0)
+        np.testing.assert_array_equal(trained.classes_[p.argmax(1)], pred[:, k])
+    # calibrated on held-out data: confident where right more than where wrong
+    confidence = np.stack([p.max(1) for p in proba], 1)
+    assert confidence[pred == y].mean() > confidence[pred != y].mean()
+    assert 0 < trained.temperature_ < 2
+
+
+def test_detnet_batch_independent_and_dtype(trained):
+    X, _, H = make_mimo(20, 8, 16, random_state=7)
+    soft = trained.predict_soft(X, channels=H)
+    one_by_one = np.concatenate([trained.predict_soft(X[i:i + 1], channels=H[i:i + 1])
+                                 for i in range(20)])
+    np.testing.assert_allclose(soft, one_by_one, atol=1e-7)
+    assert soft.dtype == np.float64
+    assert trained.predict_soft(X.astype(np.float32),
+                                channels=H.astype(np.float32)).dtype == np.float32
+
+
+def test_detnet_fixed_channel_and_least_squares_channel():
+    H = np.random.RandomState(0).randn(12, 4)
+    X, y, _ = make_mimo(1500, 4, 12, channel=H, snr_db=(8, 12), random_state=0)
+    X_test, y_test, _ = make_mimo(1000, 4, 12, channel=H, snr_db=10, random_state=1)
+    given = DetNetClassifier(H, n_layers=6, max_epochs=2, random_state=0).fit(X, y)
+    estimated = DetNetClassifier(n_layers=6, max_epochs=2, random_state=0).fit(X, y)
+    # least squares recovers the channel from the training pairs
+    assert np.linalg.norm(estimated.channel_ - H) < 0.05 * np.linalg.norm(H)
+    ml = symbol_error_rate(y_test, sphere_decoder(X_test, H, [-1.0, 1.0]))
+    for det in (given, estimated):
+        assert 1 - det.score(X_test, y_test) < 2 * ml + 2e-3
+
+
+def test_detnet_string_labels_and_single_user():
+    rng = np.random.RandomState(0)
+    h = rng.randn(6, 1)
+    s = rng.choice([-1.0, 1.0], size=(400, 1))
+    X = s @ h.T + 0.2 * rng.randn(400, 6)
+    y = np.where(s[:, 0] > 0, "up", "down")
+    det = DetNetClassifier(n_layers=3, max_epochs=2, random_state=0).fit(X, y)
+    assert list(det.classes_) == ["down", "up"]
+    assert det.predict(X).shape == (400,)
+    assert det.score(X, y) > 0.95
+    assert det.predict_proba(X).shape == (400, 2)
+
+
+def test_detnet_metadata_routing_in_pipeline():
+    X, y, H = make_mimo(600, 4, 8, snr_db=(8, 12), random_state=0)
+    with sklearn.config_context(enable_metadata_routing=True):
+        det = DetNetClassifier(n_layers=4, max_epochs=2, random_state=0)
+        det.set_fit_request(channels=True).set_predict_request(channels=True)
+        det.set_score_request(channels=True)
+        pipe = make_pipeline(FunctionTransformer(), det).fit(X, y, channels=H)
+        assert pipe.predict(X, channels=H).shape == y.shape
+        assert pipe.score(X, y, channels=H) > 0.9
+
+
+def test_detnet_bad_input(trained):
+    X, y, H = make_mimo(50, 3, 6, random_state=0)
+    det = DetNetClassifier(n_layers=2, max_epochs=1)
+    with pytest.raises(ValueError, match="finite alphabet"):
+        det.fit(X, y + 0.1 * np.random.RandomState(0).randn(*y.shape), channels=H)
+    with pytest.raises(ValueError, match="channels has shape"):
+        det.fit(X, y, channels=H[:, :, :2])
+    with pytest.raises(ValueError, match="channel has shape"):
+        DetNetClassifier(np.ones((5, 3))).fit(X, y)
+    X_nan = X.copy()
+    X_nan[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        det.fit(X_nan, y, channels=H)
+    with pytest.raises(ValueError, match="y to be passed"):
+        det.fit(X, None)
+    X8, _, H8 = make_mimo(5, 8, 16, random_state=0)
+    with pytest.raises(ValueError, match="per-sample channels"):
+        trained.predict(X8)
+
+
+# ----- MIMODetector and metrics ---------------------------------------------------
+def test_mimo_detector_methods():
+    X, y, H = make_mimo(800, 6, 12, snr_db=8.0, random_state=0)
+    errors = {m: 1 - MIMODetector(m).fit(X, y, channels=H).score(X, y, channels=H)
+              for m in ("zf", "mmse", "mmse_sic", "ml")}
+    assert errors["ml"] <= errors["mmse_sic"] <= errors["mmse"] <= errors["zf"]
+    # the noise level is measured on the training data
+    det = MIMODetector("mmse").fit(X, y, channels=H)
+    expected = np.mean((H ** 2).sum((1, 2)) / (6 * 10 ** 0.8))
+    assert abs(det.noise_var_ / expected - 1) < 0.1
+
+
+def test_error_rates():
+    assert symbol_error_rate([[1, -1], [1, 1]], [[1, 1], [1, 1]]) == 0.25
+    # Gray code: neighbours differ by one bit, -3 and 3 by one, -3 and 1 by two
+    assert bit_error_rate([[-3]], [[-1]], alphabet=[-3, -1, 1, 3]) == 0.5
+    assert bit_error_rate([[-3]], [[1]], alphabet=[-3, -1, 1, 3]) == 1.0
+    assert bit_error_rate([[-3]], [[3]], alphabet=[-3, -1, 1, 3]) == 0.5
+    with pytest.raises(ValueError, match="shapes differ"):
+        symbol_error_rate([1, 2], [1])
+    with pytest.raises(ValueError, match="not in the alphabet"):
+        bit_error_rate([5], [1], alphabet=[-1, 1])
