@@ -1,0 +1,119 @@
+"""
+Plug-and-play deblurring: a learned denoiser against total variation
+====================================================================
+
+A blurred, noisy image :math:`y = H x + w` is restored by minimising
+
+.. math::
+
+    \\tfrac12 \\|y - H s\\|_2^2 + \\sigma^2 \\phi(s)
+
+with a splitting solver (ADMM, half-quadratic splitting, proximal
+gradient) that alternates a *data step*, exact in the Fourier domain for a
+blur, with a *prior step*: the proximal map of :math:`\\phi`, which is a
+denoiser. Plug-and-play replaces it by a learned CNN denoiser
+(:class:`~sklearn_mbdl.PnPRestorer`, see :ref:`pnp`); the total-variation
+proximal map in the very same loop gives the classic TV-regularised
+restoration.
+"""
+
+# %%
+# The problem
+# -----------
+# A 256 x 256 crop of ``camera`` (a test image: the denoiser never saw it),
+# a Gaussian blur of 1.6 pixels (25 x 25 kernel, circular boundaries) and
+# noise of standard deviation 0.03.
+
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from sklearn_mbdl import PnPRestorer
+from sklearn_mbdl.datasets import load_images
+from sklearn_mbdl.denoisers import load_pretrained
+from sklearn_mbdl.metrics import psnr
+from sklearn_mbdl.operators import GaussianBlur
+
+torch.set_num_threads(1)
+# float32 images: the fast path (float64 in gives float64 out, ~3x slower)
+clean = load_images(["camera"])["camera"][128:384, 128:384][None].astype(np.float32)
+blur = GaussianBlur(sigma=1.6, size=25)
+rng = np.random.RandomState(0)
+noise_level = 0.03
+observed = blur(torch.from_numpy(clean)).numpy()
+noise = noise_level * rng.standard_normal(observed.shape)
+observed = observed + noise.astype(np.float32)
+print(f"observation: {psnr(clean, observed, data_range=1):.2f} dB")
+
+# %%
+# The denoisers
+# -------------
+# ``PnPRestorer.fit(X)`` trains the CNN on clean example images (patches);
+# the package also ships the network ``benchmarks/pnp.py`` trains on
+# TRAIN_IMAGES patches in about 15 minutes (:func:`~sklearn_mbdl.denoisers.
+# load_pretrained`). Any callable ``(x, sigma) -> x`` plugs in as the
+# denoiser, so the shipped one is used directly; ``fit`` then only records
+# the image shape. The TV restorer runs the same loop with ``denoiser="tv"``.
+# ``rho`` (the data step's penalty; the denoiser runs at level
+# ``noise_level / sqrt(rho)``) is the value the benchmark picked on training
+# images.
+
+settings = {
+    ("CNN", "admm"): (load_pretrained(), 0.025),
+    ("CNN", "hqs"): (load_pretrained(), 0.4),
+    ("CNN", "pgd"): (load_pretrained(), 3.2),
+    ("TV", "admm"): ("tv", 0.01),
+    ("TV", "hqs"): ("tv", 0.3),
+    ("TV", "pgd"): ("tv", 10.0),
+}
+results = {}
+for (prior, algorithm), (denoiser, rho) in settings.items():
+    restorer = PnPRestorer(blur, denoiser=denoiser, algorithm=algorithm, rho=rho,
+                           noise_level=noise_level, n_iter=30).fit(clean)
+    start = time.perf_counter()
+    restored, history = restorer.transform(observed, return_history=True,
+                                           reference=clean)
+    seconds = time.perf_counter() - start
+    results[prior, algorithm] = restored, history["nmse_db"]
+    print(f"{prior:3s} {algorithm:4s}: {psnr(clean, restored, data_range=1):.2f} dB "
+          f"in {seconds:.1f} s")
+
+# %%
+# Error against iteration
+# -----------------------
+# ADMM settles within a few iterations, HQS follows its decreasing
+# noise-level schedule to the end (30 iterations), proximal gradient, with a
+# step of ``1/L``, is the slowest. On this image the learned prior ends
+# about 0.5 dB above TV with ADMM; on the six test images of the benchmark
+# (``benchmarks/results/pnp.md``) the gain is 0.55 dB at noise 0.01 and
+# 0.6 dB at 0.03: a denoiser of 8.7e4 parameters trained for 26 minutes on
+# one CPU thread is a modest prior.
+
+fig, ax = plt.subplots(figsize=(6, 4))
+for (prior, algorithm), (_, nmse) in results.items():
+    ax.plot(np.arange(1, len(nmse) + 1), nmse, "-" if prior == "CNN" else "--",
+            label=f"PnP-{algorithm.upper()} + {prior}")
+ax.set_xlabel("iteration")
+ax.set_ylabel("NMSE (dB)")
+ax.legend()
+ax.set_title("Deblurring camera (sigma 1.6 px, noise 0.03)")
+plt.tight_layout()
+
+# %%
+# The images
+# ----------
+
+fig, axes = plt.subplots(1, 4, figsize=(12, 3.4))
+panels = [("ground truth", clean[0]), ("observed", observed[0]),
+          ("TV-ADMM", results["TV", "admm"][0][0]),
+          ("CNN-ADMM", results["CNN", "admm"][0][0])]
+for ax, (title, image) in zip(axes, panels):
+    ax.imshow(np.clip(image, 0, 1), cmap="gray", vmin=0, vmax=1)
+    if title != "ground truth":
+        title += f": {psnr(clean[0], image, data_range=1):.2f} dB"
+    ax.set_title(title)
+    ax.axis("off")
+plt.tight_layout()
+plt.show()

@@ -1,0 +1,461 @@
+"""Plug-and-play image restoration: a splitting solver (ADMM, HQS, proximal
+gradient) whose prior step is a denoiser, learned from clean images
+(Venkatakrishnan, Bouman & Wohlberg 2013; Zhang et al. 2021, DPIR).
+"""
+
+import functools
+import numbers
+
+import numpy as np
+import torch
+from sklearn.base import TransformerMixin
+from sklearn.utils import check_array, check_random_state
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from ._base import (
+    SimulatedRows,
+    TorchEstimator,
+    check_number,
+    check_options,
+    resolve_device,
+    seeded,
+    to_numpy,
+    to_tensor,
+)
+from .denoisers import CNNDenoiser, DenoisingCNN, TVDenoiser, WaveletDenoiser
+from .metrics import psnr
+from .operators import Identity
+from .solvers import admm, hqs, pgd
+
+__all__ = ["PnPRestorer"]
+
+ALGORITHMS = {"admm": admm, "hqs": hqs, "pgd": pgd}
+CLASSIC_DENOISERS = {"tv": TVDenoiser, "wavelet": WaveletDenoiser}
+#: noise levels the CNN is trained on: uniform in [0, SIGMA_MAX]
+SIGMA_MAX = 0.2
+
+
+def _simulate_noisy(rng, n_samples, *, clean, sigma_max):
+    """Training pairs for the denoiser: random clean images (flipped and,
+    when square, rotated at random), Gaussian noise of a random level in
+    ``[0, sigma_max]``; the input carries the level as a second channel."""
+    which = rng.randint(len(clean), size=n_samples)
+    images = clean[which].copy()
+    flip = rng.rand(n_samples) < 0.5
+    images[flip] = images[flip, :, ::-1]
+    flip = rng.rand(n_samples) < 0.5
+    images[flip] = images[flip, ::-1, :]
+    if images.shape[1] == images.shape[2]:
+        turn = rng.rand(n_samples) < 0.5
+        images[turn] = images[turn].transpose(0, 2, 1)
+    sigma = sigma_max * rng.rand(n_samples, 1, 1)
+    noisy = images + sigma * rng.standard_normal(images.shape)
+    X = np.stack([noisy, np.broadcast_to(sigma, images.shape)], axis=1)
+    return X.astype(np.float32), images.astype(np.float32)
+
+
+class PnPRestorer(TransformerMixin, TorchEstimator):
+    """Plug-and-play restoration of images seen through a linear operator.
+
+    Restores ``x`` from observations ``y = A x + noise_level * N(0, I)`` by a
+    splitting solver (:func:`~sklearn_mbdl.solvers.admm`,
+    :func:`~sklearn_mbdl.solvers.hqs` or :func:`~sklearn_mbdl.solvers.pgd`)
+    that alternates the operator's data step with a denoiser, the prior step.
+    The denoiser is a small CNN conditioned on the noise level
+    (:class:`~sklearn_mbdl.denoisers.DenoisingCNN`), learned by ``fit`` from
+    clean example images; ``"tv"`` and ``"wavelet"`` give the classic
+    regularised solvers with the very same loop.
+
+    The denoiser does not depend on the operator: one ``fit`` serves every
+    operator and noise level (``set_params(operator=...)`` needs no refit).
+
+    Parameters
+    ----------
+    operator : ImageOperator or None, default=None
+        The forward model, from :mod:`sklearn_mbdl.operators` (blur, mask,
+        subsampled Fourier, decimation...). ``None`` means denoising: the
+        observation is the noisy image and ``transform`` applies the
+        denoiser once at ``noise_level``.
+    denoiser : {"cnn", "tv", "wavelet"} or callable, default="cnn"
+        The prior step: the learned CNN, the TV proximal map
+        (:class:`~sklearn_mbdl.denoisers.TVDenoiser`), wavelet soft
+        thresholding (:class:`~sklearn_mbdl.denoisers.WaveletDenoiser`), or
+        any callable ``(x, sigma) -> x`` on ``(n, h, w)`` tensors.
+    algorithm : {"admm", "hqs", "pgd"}, default="admm"
+    n_iter : int, default=30
+        Iterations of the solver.
+    rho : float, default=0.02
+        Penalty of the data step; the denoiser runs at level
+        ``noise_level / sqrt(rho)`` (HQS ends there, starting at 0.2; PGD
+        steps ``1/L``). Smaller values regularise more. The benchmark's
+        best values for the CNN with ADMM lie between 0.006 and 0.025
+        (deblurring, MRI); tune it with ``score`` and ``GridSearchCV``.
+    noise_level : float, default=0.01
+        Standard deviation of the observation noise (images in [0, 1]).
+    image_shape : tuple of int (h, w), optional
+        Shape of the images when rows are flattened. With ``None``: the
+        shape of 3-D input, else the shape the operator fixes (its mask),
+        else each row is a 1-D signal, an image of shape ``(1, n_features)``.
+    max_epochs : int, default=20
+        Training epochs of the CNN; each epoch draws fresh noise for every
+        training image.
+    lr : float, default=1e-3
+        Adam learning rate (cosine schedule to 0).
+    batch_size : int, default=32
+        Training mini-batch; inference also runs in chunks of it.
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weights, the training noise and ``score``'s noise.
+    verbose : int, default=0
+        1 prints skorch's epoch table.
+
+    Attributes
+    ----------
+    net_ : skorch.NeuralNetRegressor or None
+        The trained denoiser's net (``net_.module_`` is the
+        :class:`~sklearn_mbdl.denoisers.DenoisingCNN`); None when nothing is
+        learned.
+    image_shape_ : tuple of int
+        The shape of the images ``fit`` saw.
+    n_features_in_ : int
+        Pixels per image.
+    device_ : str
+
+    See Also
+    --------
+    sklearn_mbdl.solvers.admm, sklearn_mbdl.solvers.hqs,
+    sklearn_mbdl.solvers.pgd, sklearn_mbdl.denoisers
+
+    Examples
+    --------
+    >>> from sklearn_mbdl import PnPRestorer
+    >>> from sklearn_mbdl.datasets import make_degraded_images
+    >>> from sklearn_mbdl.operators import GaussianBlur
+    >>> A = GaussianBlur(1.0, 7)
+    >>> Y, X = make_degraded_images(A, 4, patch_size=32, noise_level=0.01,
+    ...                             random_state=0)
+    >>> restorer = PnPRestorer(A, denoiser="tv", rho=0.1).fit(X)
+    >>> restorer.transform(Y).shape
+    (4, 32, 32)
+    >>> bool(restorer.score(X) > 20)
+    True
+    """
+
+    def __init__(self, operator=None, *, denoiser="cnn", algorithm="admm",
+                 n_iter=30, rho=0.02, noise_level=0.01, image_shape=None,
+                 max_epochs=20, lr=1e-3, batch_size=32, device="cpu",
+                 random_state=None, verbose=0):
+        self.operator = operator
+        self.denoiser = denoiser
+        self.algorithm = algorithm
+        self.n_iter = n_iter
+        self.rho = rho
+        self.noise_level = noise_level
+        self.image_shape = image_shape
+        self.max_epochs = max_epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ----- parameters ----------------------------------------------------------
+    def _check_params(self):
+        check_options(self.algorithm, "algorithm", ALGORITHMS)
+        if not callable(self.denoiser):
+            check_options(self.denoiser, "denoiser", {"cnn", *CLASSIC_DENOISERS})
+        check_number(self.n_iter, "n_iter", min_val=1, integer=True)
+        check_number(self.rho, "rho", min_val=0, include_min=False)
+        check_number(self.noise_level, "noise_level", min_val=0)
+        check_number(self.max_epochs, "max_epochs", min_val=1, integer=True)
+        check_number(self.lr, "lr", min_val=0, include_min=False)
+        check_number(self.batch_size, "batch_size", min_val=1, integer=True)
+        operator = self._operator()
+        for name in ("forward", "adjoint"):
+            if not callable(getattr(operator, name, None)):
+                raise ValueError(
+                    f"operator must be None or an operator with forward and "
+                    f"adjoint methods (see sklearn_mbdl.operators), got "
+                    f"{self.operator!r}."
+                )
+        if self.image_shape is not None:
+            shape = self.image_shape
+            if (not isinstance(shape, (tuple, list)) or len(shape) != 2
+                    or not all(isinstance(s, numbers.Integral) and s >= 1
+                               for s in shape)):
+                raise ValueError(
+                    f"image_shape must be None or a pair of positive integers, "
+                    f"got {shape!r}."
+                )
+
+    def _operator(self):
+        return Identity() if self.operator is None else self.operator
+
+    def _resolve_shape(self, n_features, given=None):
+        """The image shape of rows of ``n_features`` pixels."""
+        if self.image_shape is not None:
+            shape = tuple(int(s) for s in self.image_shape)
+        elif given is not None:
+            shape = tuple(given)
+        else:
+            fixed = getattr(self._operator(), "image_shape", None)
+            if fixed is not None and int(np.prod(fixed)) == n_features:
+                shape = tuple(int(s) for s in fixed)
+            else:
+                shape = (1, n_features)
+        if int(np.prod(shape)) != n_features:
+            raise ValueError(
+                f"image_shape={shape} has {int(np.prod(shape))} pixels but X has "
+                f"{n_features} features."
+            )
+        return shape
+
+    def _observation_shape(self, image_shape):
+        operator = self._operator()
+        check = getattr(operator, "check_image_shape", None)
+        if check is not None:
+            check(image_shape)
+        shape_of = getattr(operator, "observation_shape", None)
+        return tuple(shape_of(image_shape)) if shape_of else tuple(image_shape)
+
+    # ----- fit ----------------------------------------------------------------
+    def fit(self, X, y=None):
+        """Learn the denoiser from clean example images.
+
+        Nothing is learned for ``denoiser="tv"``, ``"wavelet"`` or a callable
+        (``fit`` only records the image shape). For ``"cnn"`` the network is
+        trained through skorch to remove Gaussian noise of levels drawn
+        uniformly in [0, 0.2] from the images of ``X`` (flipped and rotated
+        at random, fresh noise every epoch). Small patches (e.g. 40 x 40
+        from :func:`~sklearn_mbdl.datasets.extract_patches`) train fastest.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, h * w) or (n_samples, h, w)
+            Clean images, values in [0, 1].
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : PnPRestorer
+        """
+        self._check_params()
+        X, shape = self._validate_images(X, reset=True)
+        self._observation_shape(shape)  # the operator accepts these images
+        self._setup_fit()
+        self.image_shape_ = shape
+        self.net_ = None
+        if self.denoiser != "cnn":
+            return self
+        clean = X.reshape(-1, *shape).astype(np.float32)
+        simulate = functools.partial(_simulate_noisy, clean=clean, sigma_max=SIGMA_MAX)
+        X_fit = np.empty((len(clean), 2, *shape), dtype=np.float32)
+        y_fit = np.empty((len(clean), *shape), dtype=np.float32)
+        X_fit[:], y_fit[:] = simulate(np.random.RandomState(self._seed), len(clean))
+        callbacks = [("simulate", SimulatedRows(simulate, X_fit, y_fit, 0, self._seed))]
+        with seeded(self._seed, self.device_):
+            self.net_ = self._make_net(DenoisingCNN, criterion=nn.MSELoss,
+                                       callbacks=callbacks)
+            self._train(self.net_, X_fit, y_fit)
+        return self
+
+    def _validate_images(self, X, *, reset):
+        """Rows of clean images (2-D) or a stack of images (3-D); after fit,
+        a stack may have any image size (the denoiser is convolutional)."""
+        if hasattr(X, "ndim") and X.ndim == 3:
+            given = tuple(X.shape[1:])
+            rows = np.asarray(X).reshape(len(X), -1)
+            if reset:
+                X = self._validate_X(rows, reset=True)
+                return X, self._resolve_shape(X.shape[1], given)
+            check_is_fitted(self)
+            return check_array(rows, dtype=(np.float64, np.float32),
+                               ensure_all_finite=True), given
+        X = self._validate_X(X, reset=reset)
+        if reset:
+            return X, self._resolve_shape(X.shape[1])
+        return X, self.image_shape_
+
+    # ----- transform -------------------------------------------------------------
+    def _denoiser(self):
+        if callable(self.denoiser):
+            return self.denoiser
+        if self.denoiser in CLASSIC_DENOISERS:
+            return CLASSIC_DENOISERS[self.denoiser]()
+        if getattr(self, "net_", None) is None:
+            raise ValueError(
+                "denoiser='cnn' needs a trained network, but this PnPRestorer "
+                "was fitted with another denoiser: call fit again."
+            )
+        return CNNDenoiser(self.net_.module_, batch_size=self.batch_size)
+
+    def _validate_observations(self, Y):
+        """Observations as ``(n, *observation_shape)`` and the image shape:
+        image-shaped input may have any size the operator accepts; rows
+        are images of the fitted shape."""
+        check_is_fitted(self)
+        self._check_params()
+        operator = self._operator()
+        layout_images = hasattr(Y, "ndim") and Y.ndim >= 3
+        if layout_images:
+            shape_for = getattr(operator, "image_shape_for", None)
+            image_shape = (shape_for(Y.shape[1:]) if shape_for
+                           else tuple(Y.shape[-2:]))
+            obs_shape = self._observation_shape(image_shape)
+            if tuple(Y.shape[1:]) != obs_shape:
+                raise ValueError(
+                    f"Y has observations of shape {tuple(Y.shape[1:])} but the "
+                    f"operator {operator!r} gives observations of shape "
+                    f"{obs_shape} for images of shape {image_shape}."
+                )
+            Y_arr = np.asarray(Y).reshape(len(Y), -1)
+        else:
+            image_shape = self.image_shape_
+            obs_shape = self._observation_shape(image_shape)
+            Y_arr = Y
+        Y_arr = check_array(Y_arr, dtype=(np.float64, np.float32),
+                            ensure_all_finite=True, input_name="Y")
+        size = int(np.prod(obs_shape))
+        if Y_arr.shape[1] != size:
+            raise ValueError(
+                f"X has {Y_arr.shape[1]} features, but PnPRestorer is expecting "
+                f"{size} features as input (observations of shape {obs_shape} "
+                f"of images of shape {image_shape})."
+            )
+        return Y_arr.reshape(len(Y_arr), *obs_shape), image_shape, layout_images
+
+    def _restore(self, Y, image_shape, *, reference=None, callback=None):
+        """Restore validated observations ``(n, *obs_shape)``; returns the
+        images ``(n, h, w)`` and the history dict."""
+        dtype = torch.float64 if Y.dtype == np.float64 else torch.float32
+        device = resolve_device(getattr(self, "device_", self.device))
+        if self.net_ is not None:
+            device = str(next(self.net_.module_.parameters()).device)
+        operator = self._operator()
+        denoise = self._denoiser()
+        y = to_tensor(Y, device, dtype=dtype)
+        ref = None if reference is None else to_tensor(
+            np.asarray(reference, dtype=Y.dtype).reshape(len(Y), *image_shape),
+            device, dtype=dtype)
+        nmse = []
+
+        def track(k, x):
+            if ref is not None:
+                err = ((x - ref) ** 2).reshape(len(x), -1).sum(1)
+                nmse.append(10 * torch.log10(
+                    err.sum() / (ref ** 2).sum().clamp(min=1e-300)))
+            if callback is not None:
+                callback(k, to_numpy(x, Y.dtype))
+
+        with torch.no_grad():
+            if self.operator is None:
+                x = denoise(y, float(self.noise_level))
+                changes = _change_from(y, x)
+                track(0, x)
+            else:
+                solver = ALGORITHMS[self.algorithm]
+                x, changes = solver(y, operator, denoise, rho=float(self.rho),
+                                    noise_level=float(self.noise_level),
+                                    n_iter=int(self.n_iter), callback=track)
+        history = {"change": to_numpy(changes.max(dim=1).values, np.float64)}
+        if ref is not None:
+            history["nmse_db"] = np.array([float(v) for v in nmse])
+        return to_numpy(x, Y.dtype), history
+
+    def transform(self, X, *, return_history=False, reference=None, callback=None):
+        """Restore images from their observations.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_observed) or (n_samples, ...)
+            Observations ``A x + noise`` (the operator's
+            ``observation_shape``, e.g. ``(h, w)`` for a blur,
+            ``(2, h, w)`` for subsampled Fourier data).
+        return_history : bool, default=False
+            Also return a dict: ``"change"``, the largest relative change of
+            an image per iteration, and, with ``reference``, ``"nmse_db"``,
+            the NMSE (dB) of the whole batch against it per iteration.
+        reference : array-like of images, optional
+            Ground truth for the NMSE history (convergence plots).
+        callback : callable, optional
+            Called as ``callback(k, images)`` after each iteration with the
+            current estimate as a numpy array ``(n, h, w)``.
+
+        Returns
+        -------
+        images : ndarray of shape (n_samples, h * w) or (n_samples, h, w)
+            Flattened rows for 2-D input, images for image-shaped input; in
+            the dtype of ``X``.
+        history : dict
+            Only with ``return_history=True``.
+        """
+        Y, image_shape, as_images = self._validate_observations(X)
+        images, history = self._restore(Y, image_shape, reference=reference,
+                                        callback=callback)
+        out = images if as_images else images.reshape(len(images), -1)
+        return (out, history) if return_history else out
+
+    def simulate(self, X, random_state=None):
+        """Observations of clean images: ``A x + noise_level * N(0, I)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, h * w) or (n_samples, h, w)
+        random_state : int, RandomState instance or None
+            Seed of the noise (the estimator's ``random_state`` by default).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, ...)
+            The operator's ``observation_shape`` for each image.
+        """
+        X, shape = self._validate_images(X, reset=False)
+        self._check_params()
+        self._observation_shape(shape)
+        rng = check_random_state(self.random_state if random_state is None
+                                 else random_state)
+        images = torch.from_numpy(X.reshape(-1, *shape).astype(np.float64))
+        Y = to_numpy(self._operator().forward(images), np.float64)
+        Y = Y + self.noise_level * rng.standard_normal(Y.shape)
+        return Y.astype(X.dtype)
+
+    def score(self, X, y=None):
+        """Mean PSNR (dB, peak 1) of the restorations of simulated
+        observations of the clean images ``X``.
+
+        Simulates ``A x + noise_level * N(0, I)`` (noise seeded by
+        ``random_state``), restores it and compares with ``X``: tuning
+        ``rho``, ``n_iter`` or ``noise_level`` by ``GridSearchCV`` needs
+        clean images only.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, h * w) or (n_samples, h, w)
+            Clean images in [0, 1].
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        float
+        """
+        check_is_fitted(self)
+        clean, shape = self._validate_images(X, reset=False)
+        Y = self.simulate(X, random_state=check_random_state(
+            0 if self.random_state is None else self.random_state))
+        restored, _ = self._restore(Y, shape)
+        return float(np.mean(psnr(clean.reshape(-1, *shape), restored,
+                                  data_range=1.0, per_image=True)))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.non_deterministic = False
+        return tags
+
+
+def _change_from(old, new):
+    diff = (new - old).reshape(new.shape[0], -1).norm(dim=1)
+    return (diff / new.reshape(new.shape[0], -1).norm(dim=1).clamp(min=1e-12))[None]
