@@ -5,9 +5,14 @@ iterative solver) with its deep-learning twin (unrolled layers with learned
 parameters, or a learned prior plugged into the solver).
 """
 
+from .dcea import DCEAEstimator
+from .detnet import DetNetClassifier, MIMODetector
 from .lista import LISTATransformer
+from .pnp import PnPRestorer
 from .sparse_coding import SparseCoder, sparse_encode
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["LISTATransformer", "SparseCoder", "sparse_encode"]
+__all__ = ["DetNetClassifier", "LISTATransformer", "MIMODetector", "SparseCoder", "sparse_encode"]
+__all__ += ["PnPRestorer"]
+__all__ += ["DCEAEstimator"]

@@ -14,7 +14,11 @@ __all__ = [
     "TRAIN_IMAGES",
     "extract_patches",
     "load_images",
+    "make_degraded_images",
+    "make_mimo",
+    "make_poisson_images",
     "make_sparse_coding",
+    "mimo_constellation",
 ]
 
 #: Bundled scikit-image pictures the learned image models train on.
@@ -210,3 +214,288 @@ def extract_patches(images, n_patches, patch_size, *, random_state=None):
         left = rng.randint(w - patch_size + 1)
         patches[i] = images[k][top:top + patch_size, left:left + patch_size]
     return patches
+
+
+#: Real-decomposed alphabets: the values one real dimension takes.
+_MODULATIONS = {
+    "bpsk": (np.array([-1.0, 1.0]), False),
+    "qpsk": (np.array([-1.0, 1.0]), True),
+    "16qam": (np.array([-3.0, -1.0, 1.0, 3.0]), True),
+}
+
+
+def mimo_constellation(modulation):
+    """The real alphabet of a modulation and whether it is complex.
+
+    Parameters
+    ----------
+    modulation : {"bpsk", "qpsk", "16qam"}
+
+    Returns
+    -------
+    points : ndarray
+        The values one real dimension takes: ``[-1, 1]`` for BPSK and
+        QPSK, ``[-3, -1, 1, 3]`` for 16-QAM.
+    is_complex : bool
+        Complex modulations use the real decomposition, which doubles both
+        dimensions.
+
+    Examples
+    --------
+    >>> from sklearn_mbdl.datasets import mimo_constellation
+    >>> mimo_constellation("16qam")
+    (array([-3., -1.,  1.,  3.]), True)
+    """
+    if modulation not in _MODULATIONS:
+        raise ValueError(
+            f"modulation must be one of {sorted(_MODULATIONS)}, got {modulation!r}."
+        )
+    points, is_complex = _MODULATIONS[modulation]
+    return points.copy(), is_complex
+
+
+def _real_decomposition(H):
+    """``[[Re, -Im], [Im, Re]]`` of complex channels, on the last two axes."""
+    top = np.concatenate([H.real, -H.imag], axis=-1)
+    bottom = np.concatenate([H.imag, H.real], axis=-1)
+    return np.concatenate([top, bottom], axis=-2)
+
+
+def _snr_range(snr_db):
+    if isinstance(snr_db, numbers.Real) and not isinstance(snr_db, bool):
+        low = high = float(snr_db)
+    else:
+        try:
+            low, high = (float(v) for v in snr_db)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"snr_db must be a number or a (low, high) pair, got {snr_db!r}."
+            ) from None
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise ValueError(
+            f"snr_db must be finite (an infinite SNR is a zero noise level and "
+            f"an SNR of -inf an infinite one), got {snr_db!r}."
+        )
+    if low > high:
+        raise ValueError(f"snr_db range must have low <= high, got {snr_db!r}.")
+    return low, high
+
+
+def make_mimo(n_samples=1000, n_tx=30, n_rx=60, *, snr_db=10.0, modulation="bpsk",
+              channel="iid", random_state=None):
+    """Symbols sent by ``n_tx`` users and received on ``n_rx`` antennas.
+
+    The real-valued linear model of MIMO detection, ``x = H s + w``: each
+    user sends a symbol drawn uniformly from the alphabet, ``H`` has
+    standard Gaussian entries (complex Gaussian for complex modulations)
+    and ``w`` is white Gaussian noise of variance
+    ``sigma^2 = E_s ||H||_F^2 / (n_tx SNR)`` per entry, the convention of
+    the DetNet paper's code (``E_s``, the mean energy of one real symbol,
+    is 1 for BPSK and QPSK, so their SNR matches the paper's).
+
+    Complex modulations enter through the usual real decomposition: a
+    complex ``n_rx x n_tx`` channel becomes the real
+    ``2 n_rx x 2 n_tx`` matrix ``[[Re H, -Im H], [Im H, Re H]]``, the
+    symbols ``[Re s, Im s]`` and the observations ``[Re x, Im x]``.
+
+    Parameters
+    ----------
+    n_samples : int, default=1000
+        Number of transmissions (rows of ``X``).
+    n_tx : int, default=30
+        Number of users (complex ones for QPSK and 16-QAM).
+    n_rx : int, default=60
+        Number of receive antennas (complex ones for QPSK and 16-QAM).
+    snr_db : float or (float, float), default=10.0
+        Signal-to-noise ratio in dB, or a range from which each sample
+        draws its own uniformly (in dB).
+    modulation : {"bpsk", "qpsk", "16qam"}, default="bpsk"
+        The constellation; see :func:`mimo_constellation`.
+    channel : {"iid", "fixed"} or array-like, default="iid"
+        ``"iid"`` draws a new channel per sample, ``"fixed"`` one channel
+        for all samples; or the channel itself, one real matrix of shape
+        ``(n_rx, n_tx)`` of the real model or one per sample, or a complex
+        ``(n_rx, n_tx)`` matrix for complex modulations.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the symbols, channels and noise.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_rx) or (n_samples, 2 n_rx)
+        Received signals.
+    y : ndarray of shape (n_samples, n_tx) or (n_samples, 2 n_tx) of int
+        The transmitted symbols (their values: -1 and 1, or -3, -1, 1, 3),
+        the labels of a detector.
+    H : ndarray of shape (n_samples, n_rx, n_tx) or (n_rx, n_tx)
+        The channels of the real model (one per sample for ``"iid"``).
+
+    Examples
+    --------
+    >>> from sklearn_mbdl.datasets import make_mimo
+    >>> X, y, H = make_mimo(100, n_tx=4, n_rx=8, random_state=0)
+    >>> X.shape, y.shape, H.shape
+    ((100, 8), (100, 4), (100, 8, 4))
+    """
+    n_samples = _check_positive_int(n_samples, "n_samples")
+    n_tx = _check_positive_int(n_tx, "n_tx")
+    n_rx = _check_positive_int(n_rx, "n_rx")
+    low, high = _snr_range(snr_db)
+    points, is_complex = mimo_constellation(modulation)
+    rng = check_random_state(random_state)
+    K, N = (2 * n_tx, 2 * n_rx) if is_complex else (n_tx, n_rx)
+
+    def draw(*shape):
+        if is_complex:
+            G = (rng.standard_normal((*shape, n_rx, n_tx))
+                 + 1j * rng.standard_normal((*shape, n_rx, n_tx))) / np.sqrt(2.0)
+            return _real_decomposition(G)
+        return rng.standard_normal((*shape, n_rx, n_tx))
+
+    if isinstance(channel, str):
+        if channel not in ("iid", "fixed"):
+            raise ValueError(
+                f"channel must be 'iid', 'fixed' or an array, got {channel!r}."
+            )
+        H = draw(n_samples) if channel == "iid" else draw()
+    else:
+        H = np.asarray(channel)
+        if np.iscomplexobj(H):
+            if not is_complex:
+                raise ValueError("a complex channel needs a complex modulation.")
+            H = _real_decomposition(H)
+        H = H.astype(np.float64)
+        if not np.all(np.isfinite(H)):
+            raise ValueError("channel contains NaN or infinity.")
+        if H.shape[-2:] != (N, K) or H.ndim not in (2, 3) or (
+                H.ndim == 3 and H.shape[0] != n_samples):
+            raise ValueError(
+                f"channel has shape {H.shape}; expected ({N}, {K}) or "
+                f"({n_samples}, {N}, {K}) for {n_tx} users and {n_rx} antennas "
+                f"({modulation})."
+            )
+    y = points[rng.randint(len(points), size=(n_samples, K))]
+    snr = 10.0 ** (rng.uniform(low, high, size=n_samples) / 10.0)
+    energy = float(np.mean(points ** 2))
+    frobenius = np.sum(H ** 2, axis=(-2, -1))
+    sigma = np.sqrt(energy * frobenius / (K * snr))
+    clean = y @ H.T if H.ndim == 2 else np.einsum("nrk,nk->nr", H, y)
+    X = clean + sigma[:, None] * rng.standard_normal((n_samples, N))
+    return X, y.astype(np.int64), H
+
+
+def make_degraded_images(operator, n_samples, *, patch_size=64, noise_level=0.01,
+                         images="test", random_state=None):
+    """Clean image patches and their noisy observations through an operator.
+
+    Patches of the bundled scikit-image pictures (:func:`load_images`,
+    :func:`extract_patches`) are observed as
+    ``operator(x) + noise_level * N(0, I)``.
+
+    Parameters
+    ----------
+    operator : ImageOperator or None
+        The forward model (see :mod:`sklearn_mbdl.operators`); ``None`` is the
+        identity (denoising). An operator with a mask fixes the patch size
+        (``patch_size`` must match it).
+    n_samples : int
+        Number of patches.
+    patch_size : int, default=64
+        Side of the square patches.
+    noise_level : float, default=0.01
+        Standard deviation of the Gaussian noise (images in [0, 1]).
+    images : {"train", "test"} or sequence of str, default="test"
+        The pictures the patches come from (see :func:`load_images`).
+    random_state : int, RandomState instance or None, default=None
+        Seed of the patch positions and of the noise.
+
+    Returns
+    -------
+    observed : ndarray of shape (n_samples, ...)
+        E.g. ``(n, h, w)`` for a blur, ``(n, 2, h, w)`` for subsampled
+        Fourier data.
+    clean : ndarray of shape (n_samples, patch_size, patch_size)
+
+    Examples
+    --------
+    >>> from sklearn_mbdl.datasets import make_degraded_images
+    >>> from sklearn_mbdl.operators import GaussianBlur
+    >>> Y, X = make_degraded_images(GaussianBlur(1.6, 25), 3, patch_size=32,
+    ...                             random_state=0)
+    >>> Y.shape, X.shape
+    ((3, 32, 32), (3, 32, 32))
+    """
+    import torch
+
+    from .operators import Identity
+
+    n_samples = _check_positive_int(n_samples, "n_samples")
+    patch_size = _check_positive_int(patch_size, "patch_size")
+    if (not isinstance(noise_level, numbers.Real) or not np.isfinite(noise_level)
+            or noise_level < 0):
+        raise ValueError(f"noise_level must be a non-negative number, got {noise_level!r}.")
+    operator = Identity() if operator is None else operator
+    if not callable(getattr(operator, "forward", None)):
+        raise ValueError(f"operator must be an operator with a forward method, got {operator!r}.")
+    check = getattr(operator, "check_image_shape", None)
+    if check is not None:
+        check((patch_size, patch_size))
+    rng = check_random_state(random_state)
+    clean = extract_patches(load_images(images), n_samples, patch_size,
+                            random_state=rng)
+    observed = operator.forward(torch.from_numpy(clean)).numpy()
+    observed = observed + noise_level * rng.standard_normal(observed.shape)
+    return observed, clean
+
+
+def make_poisson_images(n_samples, *, patch_size=64, peak=4, images="train",
+                        random_state=None):
+    """Photon-limited image patches: Poisson counts at a given peak intensity.
+
+    Each source picture is scaled so that its maximum is 1 (the scaling
+    ``Q = max(image) / peak`` of Poisson-denoising papers), square patches
+    are drawn from them (:func:`extract_patches`), and every pixel becomes a
+    Poisson count of mean ``peak * clean``: at ``peak=1`` the brightest
+    pixels receive one photon on average. ``noisy / peak`` is the
+    maximum-likelihood estimate of ``clean``.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of patches.
+    patch_size : int, default=64
+        Side of the square patches, in pixels.
+    peak : float, default=4
+        Mean count of the brightest pixel of each source picture.
+    images : {"train", "test"} or sequence of str, default="train"
+        The pictures to cut from, as in :func:`load_images`: ``"train"``
+        (:data:`TRAIN_IMAGES`) to train a denoiser, ``"test"``
+        (:data:`TEST_IMAGES`, never used for training) to evaluate it.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the patch positions and of the noise.
+
+    Returns
+    -------
+    noisy : ndarray of shape (n_samples, patch_size, patch_size)
+        Poisson counts (non-negative integers, as float64).
+    clean : ndarray of shape (n_samples, patch_size, patch_size)
+        The noiseless patches, in [0, 1].
+
+    Examples
+    --------
+    >>> from sklearn_mbdl.datasets import make_poisson_images
+    >>> noisy, clean = make_poisson_images(3, patch_size=16, peak=2, random_state=0)
+    >>> noisy.shape, clean.shape
+    ((3, 16, 16), (3, 16, 16))
+    >>> bool((noisy == noisy.round()).all()), float(clean.max()) <= 1.0
+    (True, True)
+    """
+    n_samples = _check_positive_int(n_samples, "n_samples")
+    if isinstance(peak, bool) or not isinstance(peak, numbers.Real) \
+            or not np.isfinite(peak) or peak <= 0:
+        raise ValueError(f"peak must be a positive number, got {peak!r}.")
+    rng = check_random_state(random_state)
+    pictures = {name: image / image.max()
+                for name, image in load_images(images).items() if image.max() > 0}
+    clean = extract_patches(pictures, n_samples, patch_size, random_state=rng)
+    noisy = rng.poisson(peak * clean).astype(np.float64)
+    return noisy, clean

@@ -11,11 +11,15 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_mbdl import LISTATransformer, SparseCoder
+from sklearn_mbdl import LISTATransformer, PnPRestorer, SparseCoder
+from sklearn_mbdl import DCEAEstimator
+from sklearn_mbdl import DetNetClassifier, MIMODetector
 from sklearn_mbdl.datasets import make_sparse_coding
 
 # Every public estimator joins this list, with default parameters.
-ESTIMATORS = [SparseCoder(), LISTATransformer()]
+ESTIMATORS = [SparseCoder(), LISTATransformer(), PnPRestorer()]
+ESTIMATORS += [DCEAEstimator()]
+ESTIMATORS += [MIMODetector(), DetNetClassifier()]
 # check name -> one-line reason a scikit-learn maintainer would accept
 EXPECTED_FAILED_CHECKS = {}
 

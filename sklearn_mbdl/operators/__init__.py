@@ -18,8 +18,33 @@ importable from here:
 
 - ``_base``: :class:`LinearOperator`, :class:`MatrixOperator`,
   :func:`power_iteration`.
+- ``_imaging``: images ``(n, h, w)`` with the data step of the splitting
+  solvers: :class:`Identity`, :class:`Blur`, :class:`GaussianBlur`,
+  :class:`Inpainting`, :class:`SubsampledFourier`, :class:`Decimation`
+  (+ :func:`gaussian_kernel`, :func:`random_mask`, :func:`cartesian_mask`,
+  :func:`conjugate_gradient`).
+- ``_convolution``: :class:`ConvolutionOperator` (a filter bank, strided),
+  :func:`code_shape`.
 """
 
 from ._base import LinearOperator, MatrixOperator, power_iteration
+from ._imaging import (
+    Blur,
+    Decimation,
+    GaussianBlur,
+    Identity,
+    ImageOperator,
+    Inpainting,
+    SubsampledFourier,
+    cartesian_mask,
+    conjugate_gradient,
+    gaussian_kernel,
+    random_mask,
+)
+from ._convolution import ConvolutionOperator, code_shape
 
-__all__ = ["LinearOperator", "MatrixOperator", "power_iteration"]
+__all__ = ["LinearOperator", "MatrixOperator", "power_iteration",
+           "ConvolutionOperator", "code_shape"]
+__all__ += ["ImageOperator", "Identity", "Blur", "GaussianBlur", "gaussian_kernel",
+            "Inpainting", "random_mask", "SubsampledFourier", "cartesian_mask",
+            "Decimation", "conjugate_gradient"]

@@ -14,7 +14,27 @@ shape ``(n_components, n_features)``, and the codes ``Z`` have shape
 """
 
 from ._active_set import active_set
+from ._detection import (
+    detection_step,
+    matched_filter,
+    mmse,
+    mmse_sic,
+    projected_gradient,
+    softness_schedule,
+    sphere_decoder,
+    zero_forcing,
+)
+from ._poisson import (
+    DISTRIBUTIONS,
+    exponential_family_nll,
+    exponential_family_objective,
+    exponential_family_step,
+    inverse_link,
+    natural_offset,
+    poisson_proximal_gradient,
+)
 from ._proximal_gradient import fista, ista, lasso_objective, proximal_step
+from ._splitting import admm, dpir_schedule, hqs, pgd
 
 __all__ = [
     "lasso_objective",
@@ -22,4 +42,21 @@ __all__ = [
     "ista",
     "fista",
     "active_set",
+    "matched_filter",
+    "detection_step",
+    "zero_forcing",
+    "mmse",
+    "mmse_sic",
+    "projected_gradient",
+    "softness_schedule",
+    "sphere_decoder",
+    "DISTRIBUTIONS",
+    "inverse_link",
+    "natural_offset",
+    "exponential_family_nll",
+    "exponential_family_objective",
+    "exponential_family_step",
+    "poisson_proximal_gradient",
 ]
+
+__all__ += ["admm", "hqs", "pgd", "dpir_schedule"]
