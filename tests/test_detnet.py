@@ -11,7 +11,8 @@ from sklearn.preprocessing import FunctionTransformer
 
 from sklearn_mbdl import DetNetClassifier, MIMODetector
 from sklearn_mbdl.datasets import make_mimo, mimo_constellation
-from sklearn_mbdl.detnet import DetNet, _statistics
+from sklearn_mbdl.detnet import DetNet
+from sklearn_mbdl.detnet._problem import _statistics
 from sklearn_mbdl.metrics import bit_error_rate, symbol_error_rate
 from sklearn_mbdl.prox import nearest_point, soft_constellation
 from sklearn_mbdl.solvers import (

@@ -1,0 +1,354 @@
+"""DetNetClassifier: the learned detector."""
+
+import functools
+import warnings
+
+import numpy as np
+import torch
+from skorch.callbacks import EpochScoring
+
+from .._base import (
+    SimulatedRows,
+    TorchEstimator,
+    check_number,
+    row_chunks,
+    seeded,
+    to_numpy,
+    to_tensor,
+)
+from ..prox import nearest_point
+from ._network import DetNet, FinalLayerMSE, _simulate_symbols, _symbol_accuracy
+from ._problem import _check_y, _DetectorMixin, _statistics
+
+
+class DetNetClassifier(_DetectorMixin, TorchEstimator):
+    """DetNet: a learned MIMO detector built by unrolling projected gradient.
+
+    Detects the symbols ``s`` sent by ``n_tx`` users from ``x = H s + w``
+    received on ``n_rx`` antennas, with a known channel ``H``. Each of the
+    ``n_layers`` layers takes a gradient step on ``||x - H s||^2`` (the step
+    of :func:`~sklearn_mbdl.solvers.projected_gradient`) and replaces the
+    projection onto the alphabet by a small learned network ending in a soft
+    projection (see :class:`DetNet`). The untrained network is the annealed
+    projected gradient of the model-based solver; training minimises the
+    mean squared error of the last layer's estimate (see
+    :class:`FinalLayerMSE`), and a network that ends worse than its
+    initialisation on held-out transmissions is not kept.
+
+    ``fit`` learns from the labelled transmissions given, and the known
+    model simulates more: at every epoch, ``augmentation`` times as many
+    transmissions with fresh symbols and noise on the training channels, at
+    the noise level measured on each training sample.
+
+    Parameters
+    ----------
+    channel : array-like of shape (n_rx, n_tx), optional
+        A fixed channel. Without it, give per-sample channels to ``fit`` and
+        ``predict`` (``channels=``), or let ``fit`` estimate a fixed channel
+        from the training pairs by least squares.
+    n_layers : int, default=30
+        Number of unrolled layers.
+    hidden_size : int, optional
+        Width of each layer's hidden vector; ``8 n_tx`` by default (the
+        paper's choice).
+    latent_size : int, optional
+        Size of the latent state ``v`` each layer passes to the next, with the
+        current estimate, beside the gradient step (the paper's full layer);
+        ``2 n_tx`` by default. 0 gives the seed slides' layer, which sees the
+        gradient step alone.
+    residual : float, default=0.9
+        Each layer returns ``residual * new + (1 - residual) * previous``.
+    max_epochs : int, default=20
+        Training epochs (early stopping on held-out transmissions may stop
+        sooner). Each epoch sees the training transmissions and
+        ``augmentation`` times as many fresh simulated ones.
+    lr : float, default=3e-4
+        Adam learning rate of the weight matrices (cosine schedule to 0);
+        the per-layer steps and ramp widths use 30 times it.
+    batch_size : int, default=512
+        Transmissions per gradient step.
+    augmentation : float, default=4.0
+        Simulated transmissions per training transmission, drawn afresh
+        every epoch; 0 trains on the given data alone.
+    validation_fraction : float, default=0.1
+        Share of the training transmissions held out for early stopping and
+        for calibrating ``predict_proba``.
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+    random_state : int, RandomState instance or None, default=None
+    verbose : int, default=0
+        1 prints skorch's epoch table (with the validation symbol accuracy).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_points,)
+        The alphabet (shared by all users).
+    points_ : ndarray of shape (n_points,)
+        The symbols' values (``classes_`` for numeric labels).
+    channel_ : ndarray of shape (n_rx, n_tx) or None
+        The fixed channel (given or estimated); None with per-sample channels.
+    noise_var_ : float
+        Mean noise variance measured on the training data.
+    temperature_ : float
+        Width of the Gaussian soft output of ``predict_proba``, fitted on
+        held-out transmissions.
+    net_ : skorch.NeuralNetRegressor
+        The trained net; ``net_.module_`` is the :class:`DetNet`.
+
+    See Also
+    --------
+    MIMODetector : the model-based detectors (ZF, MMSE, MMSE-SIC, ML).
+    sklearn_mbdl.solvers.projected_gradient : the algorithm DetNet unrolls.
+
+    Examples
+    --------
+    >>> from sklearn_mbdl import DetNetClassifier
+    >>> from sklearn_mbdl.datasets import make_mimo
+    >>> X, y, H = make_mimo(2000, n_tx=4, n_rx=8, snr_db=(8, 12), random_state=0)
+    >>> det = DetNetClassifier(n_layers=5, max_epochs=5, random_state=0)
+    >>> det = det.fit(X, y, channels=H)
+    >>> X_test, y_test, H_test = make_mimo(500, n_tx=4, n_rx=8, random_state=1)
+    >>> det.score(X_test, y_test, channels=H_test) > 0.9
+    True
+    """
+
+    def __init__(self, channel=None, *, n_layers=30, hidden_size=None,
+                 latent_size=None, residual=0.9, max_epochs=20, lr=3e-4,
+                 batch_size=512, augmentation=4.0,
+                 validation_fraction=0.1, device="cpu", random_state=None,
+                 verbose=0):
+        self.channel = channel
+        self.n_layers = n_layers
+        self.hidden_size = hidden_size
+        self.latent_size = latent_size
+        self.residual = residual
+        self.max_epochs = max_epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.augmentation = augmentation
+        self.validation_fraction = validation_fraction
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _check_params(self):
+        check_number(self.n_layers, "n_layers", min_val=1, integer=True)
+        if self.hidden_size is not None:
+            check_number(self.hidden_size, "hidden_size", min_val=1, integer=True)
+        if self.latent_size is not None:
+            check_number(self.latent_size, "latent_size", min_val=0, integer=True)
+        check_number(self.residual, "residual", min_val=0, max_val=1,
+                     include_min=False)
+        check_number(self.max_epochs, "max_epochs", min_val=1, integer=True)
+        check_number(self.lr, "lr", min_val=0, include_min=False)
+        check_number(self.batch_size, "batch_size", min_val=1, integer=True)
+        check_number(self.augmentation, "augmentation", min_val=0)
+        check_number(self.validation_fraction, "validation_fraction",
+                     min_val=0, max_val=0.5)
+
+    def fit(self, X, y, channels=None):
+        """Train DetNet on labelled transmissions.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_rx)
+            Received signals.
+        y : array-like of shape (n_samples,) or (n_samples, n_tx)
+            Transmitted symbols (labels from a finite alphabet).
+        channels : array-like of shape (n_samples, n_rx, n_tx), optional
+            The channel of each transmission (routable metadata).
+
+        Returns
+        -------
+        self : DetNetClassifier
+        """
+        self._check_params()
+        X = self._validate_X(X, reset=True)
+        y = _check_y(y, X)
+        self._setup_fit()
+        codes = self._fit_labels(y)
+        values = self._values(codes)
+        H, noise_var = self._fit_channel(X, values, channels)
+        K = self.n_tx_ = codes.shape[1]
+        points = ((self.points_ - self.offset_) / self.scale_).astype(np.float32)
+        u = ((values - self.offset_) / self.scale_).astype(np.float32)
+        Htx, HtH = _statistics(torch.as_tensor(X, dtype=torch.float64),
+                               torch.as_tensor(H, dtype=torch.float64),
+                               self.offset_, self.scale_)
+        c = np.sum(H.astype(np.float64) ** 2, axis=(-2, -1)) / K
+        noise_std = (np.sqrt(noise_var / np.maximum(c, 1e-30))
+                     / self.scale_).astype(np.float32)
+        gram = HtH.numpy().astype(np.float32)
+        eye = np.eye(K, dtype=np.float32)
+        chol = np.linalg.cholesky(gram + 1e-6 * eye)
+        # the annealed projected gradient DetNet starts from (see
+        # solvers.projected_gradient): a long step, ramps from wide to narrow
+        step = 1.9 / float(np.median(np.linalg.eigvalsh(gram)[..., -1]))
+        noise_std = np.broadcast_to(noise_std, (X.shape[0],))
+        fixed = HtH.ndim == 2
+        rows = Htx.numpy().astype(np.float32)
+        if not fixed:
+            rows = np.concatenate([rows, gram.reshape(len(rows), -1)], axis=1)
+        train, valid = self._holdout(X.shape[0], self.validation_fraction)
+        n_train = train.size
+        n_sim = int(round(self.augmentation * n_train))
+        X_fit = np.empty((n_train + n_sim, rows.shape[1]), dtype=np.float32)
+        y_fit = np.empty((n_train + n_sim, K), dtype=np.float32)
+        X_fit[:n_train], y_fit[:n_train] = rows[train], u[train]
+        simulate = functools.partial(
+            _simulate_symbols, gram=gram if fixed else gram[train],
+            chol=chol if fixed else chol[train],
+            noise_std=noise_std[train],
+            points=points)
+        callbacks = [("simulate", SimulatedRows(simulate, X_fit, y_fit, n_train,
+                                                self._seed))] if n_sim else []
+        if valid.size:
+            callbacks.append(("valid_acc", EpochScoring(
+                _symbol_accuracy, lower_is_better=False, name="valid_symbol_acc")))
+        module_args = dict(n_tx=K, points=points, n_layers=self.n_layers,
+                           hidden_size=max(self.hidden_size or 8 * K, 2 * K),
+                           residual=self.residual, step=step,
+                           latent_size=(2 * K if self.latent_size is None
+                                        else self.latent_size),
+                           gram=gram if fixed else None)
+        with seeded(self._seed, self.device_):
+            self.net_ = self._make_net(
+                DetNet, criterion=FinalLayerMSE,
+                # the per-layer scalars (steps, ramp widths) are of order one
+                # and few: they move faster than the weight matrices
+                optimizer__param_groups=[
+                    ("step_*", {"lr": 30 * self.lr}),
+                    ("log_softness", {"lr": 30 * self.lr})],
+                valid=(rows[valid], u[valid]),
+                callbacks=callbacks,
+                **{f"module__{k}": v for k, v in module_args.items()})
+            self._train(self.net_, X_fit, y_fit)
+        check_rows = valid if valid.size else np.arange(X.shape[0])
+        self._keep_if_better(module_args, rows[check_rows], codes[check_rows])
+        self._calibrate(rows[check_rows], u[check_rows])
+        return self
+
+    def _keep_if_better(self, module_args, rows, codes):
+        """Fall back to the untrained network (annealed projected gradient)
+        if training made held-out symbol errors worse."""
+        module = self.net_.module_
+        trained = {k: v.clone() for k, v in module.state_dict().items()}
+        trained_errors = np.sum(self._decide(rows) != codes)
+        with seeded(self._seed):
+            initial = DetNet(**module_args).to(self._inference_device())
+        module.load_state_dict(initial.state_dict())
+        initial_errors = np.sum(self._decide(rows) != codes)
+        if trained_errors <= initial_errors:
+            module.load_state_dict(trained)
+        else:
+            warnings.warn(
+                f"DetNetClassifier: training did not improve on the untrained "
+                f"network (projected gradient): {trained_errors} held-out symbol "
+                f"errors against {initial_errors}; keeping the initialisation. "
+                "Try more data, more epochs or a smaller lr.", UserWarning)
+
+    def _run(self, rows):
+        """Last layer's soft estimates of validated statistic rows."""
+        dtype = torch.float64 if rows.dtype == np.float64 else torch.float32
+        state = self._module_state(dtype)
+        device = self._inference_device()
+        out = np.empty((rows.shape[0], self.n_tx_), dtype=rows.dtype)
+        with torch.no_grad():
+            for chunk in row_chunks(rows.shape[0], device):
+                r = to_tensor(rows[chunk], device, dtype=dtype)
+                s = torch.func.functional_call(self.net_.module_, state, (r,))
+                out[chunk] = to_numpy(s[:, -1], rows.dtype)
+        return out
+
+    def _decide(self, rows):
+        points = (self.points_ - self.offset_) / self.scale_
+        return nearest_point(torch.as_tensor(self._run(rows)),
+                             torch.as_tensor(points, dtype=torch.float64)).numpy()
+
+    def _calibrate(self, rows, u):
+        """Fit the soft-output width by maximum likelihood on held-out rows."""
+        s = self._run(rows).astype(np.float64)
+        points = (self.points_ - self.offset_) / self.scale_
+        best, self.temperature_ = np.inf, 1.0
+        for t in np.geomspace(1e-3, 2.0, 60):
+            logp = -0.5 * ((s[..., None] - points) / t) ** 2
+            logp -= logp.max(-1, keepdims=True)
+            logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
+            truth = np.abs(u[..., None] - points).argmin(-1)
+            nll = -np.take_along_axis(logp, truth[..., None], -1).mean()
+            if nll < best:
+                best, self.temperature_ = nll, float(t)
+
+    def _statistic_rows(self, X, channels):
+        X = self._validate_X(X, reset=False)
+        H = self._predict_channel(X, channels)
+        dtype = torch.float64 if X.dtype == np.float64 else torch.float32
+        Htx, HtH = _statistics(torch.as_tensor(X, dtype=dtype),
+                               torch.as_tensor(H, dtype=dtype),
+                               self.offset_, self.scale_)
+        if HtH.ndim == 2:
+            fixed = self.net_.module_.gram
+            if fixed is None:
+                HtH = HtH.expand(len(X), *HtH.shape)
+            else:
+                return Htx.numpy()
+        if self.net_.module_.gram is not None:
+            raise ValueError(
+                "this DetNetClassifier was trained for one fixed channel; "
+                "per-sample channels need a model fitted with channels=.")
+        return torch.cat([Htx, HtH.reshape(len(X), -1)], dim=1).numpy()
+
+    def predict_soft(self, X, channels=None):
+        """Soft symbol estimates (DetNet's last layer), in symbol units.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_rx)
+        channels : array-like of shape (n_samples, n_rx, n_tx), optional
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_tx)
+        """
+        u = self._run(self._statistic_rows(X, channels))
+        s = (self.offset_ + self.scale_ * u).astype(u.dtype)
+        return s[:, 0] if self._single_output else s
+
+    def predict(self, X, channels=None):
+        """Detected symbols.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_rx)
+        channels : array-like of shape (n_samples, n_rx, n_tx), optional
+            Needed when the model was fitted with per-sample channels.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_tx)
+            Labels from ``classes_``.
+        """
+        return self._labels(self._decide(self._statistic_rows(X, channels)))
+
+    def predict_proba(self, X, channels=None):
+        """Per-symbol probabilities (soft output).
+
+        A Gaussian of width ``temperature_`` around DetNet's soft estimate,
+        normalised over the alphabet; the width is fitted on held-out
+        transmissions, so the probabilities are calibrated there.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_rx)
+        channels : array-like of shape (n_samples, n_rx, n_tx), optional
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes), or list of n_tx such arrays
+            As scikit-learn's multi-output classifiers.
+        """
+        s = self._run(self._statistic_rows(X, channels)).astype(np.float64)
+        points = (self.points_ - self.offset_) / self.scale_
+        logp = -0.5 * ((s[..., None] - points) / self.temperature_) ** 2
+        p = np.exp(logp - logp.max(-1, keepdims=True))
+        p /= p.sum(-1, keepdims=True)
+        return p[:, 0] if self._single_output else [p[:, k] for k in range(p.shape[1])]
