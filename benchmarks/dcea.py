@@ -39,7 +39,7 @@ from skimage.restoration import denoise_tv_chambolle
 
 from sklearn_mbdl import DCEAEstimator
 from sklearn_mbdl._base import torch_seed
-from sklearn_mbdl.dcea import _initial_filters
+from sklearn_mbdl.dcea._network import _initial_filters
 from sklearn_mbdl.datasets import TEST_IMAGES, load_images, make_poisson_images
 from sklearn_mbdl.metrics import psnr
 from sklearn_mbdl.operators import ConvolutionOperator
