@@ -19,26 +19,23 @@ importable from here:
 - ``_base``: :class:`LinearOperator`, :class:`MatrixOperator`,
   :func:`power_iteration`.
 - ``_imaging``: images ``(n, h, w)`` with the data step of the splitting
-  solvers: :class:`Identity`, :class:`Blur`, :class:`GaussianBlur`,
-  :class:`Inpainting`, :class:`SubsampledFourier`, :class:`Decimation`
-  (+ :func:`gaussian_kernel`, :func:`random_mask`, :func:`cartesian_mask`,
-  :func:`conjugate_gradient`).
+  solvers: :class:`ImageOperator`, :class:`Identity`,
+  :func:`conjugate_gradient`; ``_blur``: :class:`Blur`,
+  :class:`GaussianBlur`, :func:`gaussian_kernel`; ``_sampling``:
+  :class:`Inpainting`, :class:`SubsampledFourier`, :class:`Decimation`,
+  :func:`random_mask`, :func:`cartesian_mask`.
 - ``_convolution``: :class:`ConvolutionOperator` (a filter bank, strided),
   :func:`code_shape`.
 """
 
 from ._base import LinearOperator, MatrixOperator, power_iteration
-from ._imaging import (
-    Blur,
+from ._blur import Blur, GaussianBlur, gaussian_kernel
+from ._imaging import Identity, ImageOperator, conjugate_gradient
+from ._sampling import (
     Decimation,
-    GaussianBlur,
-    Identity,
-    ImageOperator,
     Inpainting,
     SubsampledFourier,
     cartesian_mask,
-    conjugate_gradient,
-    gaussian_kernel,
     random_mask,
 )
 from ._convolution import ConvolutionOperator, code_shape
