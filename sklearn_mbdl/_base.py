@@ -277,6 +277,35 @@ class TorchEstimator(BaseEstimator):
                     setattr(callback, name, None)
         return net
 
+    def _keep_better_of(self, start_state, error):
+        """Keep the trained weights, or the start if it was better.
+
+        Unrolled networks start as their model-based algorithm; training
+        that ends worse than that start on held-out data is not kept.
+        ``error()`` scores the current module (lower is better).
+
+        Parameters
+        ----------
+        start_state : dict
+            The module's ``state_dict`` at initialisation.
+        error : callable
+            ``error() -> float`` on the module as currently loaded.
+
+        Returns
+        -------
+        kept_trained : bool
+        trained_error, start_error : float
+        """
+        module = self.net_.module_
+        trained = {k: v.clone() for k, v in module.state_dict().items()}
+        trained_error = error()
+        module.load_state_dict(start_state)
+        start_error = error()
+        if trained_error <= start_error:
+            module.load_state_dict(trained)
+            return True, trained_error, start_error
+        return False, trained_error, start_error
+
     def _module_state(self, dtype):
         """The trained module's parameters and buffers cast to ``dtype``.
 

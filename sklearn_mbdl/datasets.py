@@ -426,13 +426,12 @@ def make_degraded_images(operator, n_samples, *, patch_size=64, noise_level=0.01
     """
     import torch
 
+    from ._base import check_number
     from .operators import Identity
 
     n_samples = _check_positive_int(n_samples, "n_samples")
     patch_size = _check_positive_int(patch_size, "patch_size")
-    if (not isinstance(noise_level, numbers.Real) or not np.isfinite(noise_level)
-            or noise_level < 0):
-        raise ValueError(f"noise_level must be a non-negative number, got {noise_level!r}.")
+    check_number(noise_level, "noise_level", min_val=0)
     operator = Identity() if operator is None else operator
     if not callable(getattr(operator, "forward", None)):
         raise ValueError(f"operator must be an operator with a forward method, got {operator!r}.")

@@ -304,15 +304,10 @@ class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
         # on the held-out rows when there are some
         rows = valid if valid.size else np.arange(X.shape[0])
         X_check, Z_check = X32[rows], targets[rows]
-        module = self.net_.module_
-        trained = {k: v.clone() for k, v in module.state_dict().items()}
-        trained_error = self._fit_error(X_check, Z_check)
-        module.load_state_dict(initial)
-        ista_error = self._fit_error(X_check, Z_check)
+        kept, trained_error, ista_error = self._keep_better_of(
+            initial, lambda: self._fit_error(X_check, Z_check))
         exact = ista_error <= 1e-12 * float(np.sum(Z_check ** 2)) + 1e-20
-        if trained_error <= ista_error:
-            module.load_state_dict(trained)
-        elif not exact:  # (nothing to learn when ISTA is already exact)
+        if not kept and not exact:  # (nothing to learn when ISTA is exact)
             warnings.warn(
                 f"LISTATransformer: training did not improve on {self.n_layers} "
                 f"ISTA iterations (squared error {trained_error:.3g} against "
@@ -320,6 +315,7 @@ class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
                 "smaller lr or more data.",
                 UserWarning,
             )
+        module = self.net_.module_
         self.steps_ = to_numpy(module.steps(), np.float64)
         self.thresholds_ = to_numpy(module.thresholds(), np.float64)
         self.momentum_ = to_numpy(module.momenta(), np.float64)

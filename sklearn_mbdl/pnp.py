@@ -27,6 +27,7 @@ from .denoisers import CNNDenoiser, DenoisingCNN, TVDenoiser, WaveletDenoiser
 from .metrics import psnr
 from .operators import Identity
 from .solvers import admm, hqs, pgd
+from .solvers._splitting import _change
 
 __all__ = ["PnPRestorer"]
 
@@ -332,7 +333,7 @@ class PnPRestorer(TransformerMixin, TorchEstimator):
         dtype = torch.float64 if Y.dtype == np.float64 else torch.float32
         device = resolve_device(getattr(self, "device_", self.device))
         if self.net_ is not None:
-            device = str(next(self.net_.module_.parameters()).device)
+            device = str(self._inference_device())
         operator = self._operator()
         denoise = self._denoiser()
         y = to_tensor(Y, device, dtype=dtype)
@@ -352,7 +353,7 @@ class PnPRestorer(TransformerMixin, TorchEstimator):
         with torch.no_grad():
             if self.operator is None:
                 x = denoise(y, float(self.noise_level))
-                changes = _change_from(y, x)
+                changes = _change(x, y)[None]
                 track(0, x)
             else:
                 solver = ALGORITHMS[self.algorithm]
@@ -454,8 +455,3 @@ class PnPRestorer(TransformerMixin, TorchEstimator):
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.non_deterministic = False
         return tags
-
-
-def _change_from(old, new):
-    diff = (new - old).reshape(new.shape[0], -1).norm(dim=1)
-    return (diff / new.reshape(new.shape[0], -1).norm(dim=1).clamp(min=1e-12))[None]

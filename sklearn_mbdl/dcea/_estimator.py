@@ -19,13 +19,12 @@ from .._base import (
     to_tensor,
 )
 from ..operators import ConvolutionOperator, code_shape
-from ..solvers import DISTRIBUTIONS, exponential_family_nll
+from ..solvers import DISTRIBUTIONS
 from ._network import (
     _LOG_LR_FACTOR,
     DCEA,
     ExponentialFamilyLoss,
     _initial_filters,
-    _natural_parameter,
     _poisson_pairs,
     _unit_filters,
 )
@@ -215,11 +214,6 @@ class DCEAEstimator(TransformerMixin, TorchEstimator):
             from sklearn.utils import check_array
 
             X = check_array(X, dtype=(np.float64, np.float32), ensure_all_finite=True)
-            if self.kernel_size > min(given_shape):
-                raise ValueError(
-                    f"kernel_size={self.kernel_size} is larger than the images "
-                    f"{given_shape}."
-                )
         else:
             X = self._validate_X(X, reset=reset)
         if reset:
@@ -238,16 +232,15 @@ class DCEAEstimator(TransformerMixin, TorchEstimator):
                 self.signal_shape_ = shape
             else:
                 self.signal_shape_ = given_shape or (X.shape[1],)
-            if len(self.signal_shape_) == 2 and \
-                    self.kernel_size > min(self.signal_shape_):
-                raise ValueError(
-                    f"kernel_size={self.kernel_size} is larger than the images "
-                    f"{self.signal_shape_}."
-                )
         elif given_shape is not None and len(self.signal_shape_) == 1:
             raise ValueError(
                 f"X holds images of shape {given_shape}; the estimator was fitted "
                 f"on 1-D signals of length {self.signal_shape_[0]}."
+            )
+        images = self.signal_shape_ if reset else given_shape
+        if images is not None and len(images) == 2 and self.kernel_size > min(images):
+            raise ValueError(
+                f"kernel_size={self.kernel_size} is larger than the images {images}."
             )
         if self.distribution in ("poisson", "binomial") and X.min(initial=0) < 0:
             raise ValueError(
@@ -473,11 +466,11 @@ class DCEAEstimator(TransformerMixin, TorchEstimator):
         X, given_shape = self._check_X(X, reset=False)
         X = self._output_layout(X, given_shape)
         if self.peak is None:
+            # minus the training loss, in float64
             mean = torch.as_tensor(self.predict(X), dtype=torch.float64)
-            eta = _natural_parameter(mean, self.distribution)
-            nll = exponential_family_nll(torch.as_tensor(X, dtype=torch.float64), eta,
-                                         self.distribution)
-            return -float(nll.sum()) / X.size
+            nll = ExponentialFamilyLoss(self.distribution)(
+                mean, torch.as_tensor(X, dtype=torch.float64))
+            return -float(nll)
         from ..metrics import psnr
 
         rng = np.random.RandomState(self._seed)

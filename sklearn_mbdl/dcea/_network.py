@@ -6,11 +6,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..operators import ConvolutionOperator
+from ..operators import ConvolutionOperator, code_shape
 from ..solvers import (
     exponential_family_nll,
     exponential_family_step,
     inverse_link,
+    link,
     natural_offset,
 )
 
@@ -108,6 +109,10 @@ class DCEA(nn.Module):
             self.register_buffer("log_step", log_step)
             self.register_buffer("log_alpha", log_alpha)
 
+    def _shape(self, signal_shape):
+        """The signal shape: the training one when None."""
+        return self.signal_shape if signal_shape is None else tuple(signal_shape)
+
     def operators(self, signal_shape=None):
         """The decoder ``D`` and encoder ``E`` as convolution operators.
 
@@ -122,7 +127,7 @@ class DCEA(nn.Module):
         decoder, encoder : ConvolutionOperator
             The same object twice when ``tied``.
         """
-        shape = self.signal_shape if signal_shape is None else tuple(signal_shape)
+        shape = self._shape(signal_shape)
         decoder = ConvolutionOperator(_unit_filters(self.decoder_filters),
                                       shape, self.stride)
         if self.tied:
@@ -159,11 +164,13 @@ class DCEA(nn.Module):
         codes : torch.Tensor of shape (n, C, \\*code_shape)
         offset : torch.Tensor of shape (n, 1, \\*signal_shape) or (n, 1, 1[, 1])
         """
-        shape = self.signal_shape if signal_shape is None else tuple(signal_shape)
+        shape = self._shape(signal_shape)
+        return self._encode(x, shape, *self.operators(shape))
+
+    def _encode(self, x, shape, decoder, encoder):
         signals = x.reshape(x.shape[0], 1, *shape)
         offset = natural_offset(signals, self.distribution,
                                 window=self.offset_window)
-        decoder, encoder = self.operators(shape)
         step, thresholds = self.step(), self.thresholds()
         codes = signals.new_zeros((x.shape[0], *decoder.in_shape))
         for _ in range(self.n_layers):
@@ -187,7 +194,9 @@ class DCEA(nn.Module):
         -------
         torch.Tensor of shape (n, n_features)
         """
-        decoder, _ = self.operators(signal_shape)
+        return self._decode(codes, offset, self.operators(signal_shape)[0])
+
+    def _decode(self, codes, offset, decoder):
         mean = inverse_link(decoder(codes) + offset, self.distribution)
         return mean.reshape(codes.shape[0], -1)
 
@@ -208,7 +217,7 @@ class DCEA(nn.Module):
         torch.Tensor of shape (n, n_features + C * prod(code_shape))
             The offset at every pixel, then the code maps.
         """
-        shape = self.signal_shape if signal_shape is None else tuple(signal_shape)
+        shape = self._shape(signal_shape)
         n = len(codes)
         return torch.cat([offset.expand(n, 1, *shape).reshape(n, -1),
                           codes.reshape(n, -1)], dim=1)
@@ -227,11 +236,13 @@ class DCEA(nn.Module):
         -------
         codes, offset : torch.Tensor
         """
-        shape = self.signal_shape if signal_shape is None else tuple(signal_shape)
-        decoder, _ = self.operators(shape)
+        shape = self._shape(signal_shape)
+        codes_shape = code_shape(shape, self.decoder_filters.shape[-1], self.stride)
         n_pixels = int(np.prod(shape))
         offset = rows[:, :n_pixels].reshape(len(rows), 1, *shape)
-        return rows[:, n_pixels:].reshape(len(rows), *decoder.in_shape), offset
+        codes = rows[:, n_pixels:].reshape(len(rows), self.decoder_filters.shape[0],
+                                           *codes_shape)
+        return codes, offset
 
     def forward(self, x, output="mean", signal_shape=None):
         """Run the autoencoder, the encoder or the decoder.
@@ -252,12 +263,15 @@ class DCEA(nn.Module):
         -------
         torch.Tensor
         """
+        shape = self._shape(signal_shape)
+        # the unit-norm filters and operators once per call, for both halves
+        decoder, encoder = self.operators(shape)
         if output == "decode":
-            return self.decode(*self.unpack(x, signal_shape), signal_shape)
-        codes, offset = self.encode(x, signal_shape)
+            return self._decode(*self.unpack(x, shape), decoder)
+        codes, offset = self._encode(x, shape, decoder, encoder)
         if output == "codes":
-            return self.pack(codes, offset, signal_shape)
-        return self.decode(codes, offset, signal_shape)
+            return self.pack(codes, offset, shape)
+        return self._decode(codes, offset, decoder)
 
 
 class ExponentialFamilyLoss(nn.Module):
@@ -274,19 +288,9 @@ class ExponentialFamilyLoss(nn.Module):
         self.distribution = distribution
 
     def forward(self, mean, target):
-        eta = _natural_parameter(mean, self.distribution)
+        eta = link(mean, self.distribution, eps=1e-8)
         nll = exponential_family_nll(target, eta, self.distribution)
         return nll.sum() / target.numel()
-
-
-def _natural_parameter(mean, distribution, eps=1e-8):
-    """The link ``f(mean)``, with means clipped away from the boundary."""
-    if distribution == "poisson":
-        return torch.log(torch.clamp(mean, min=eps))
-    if distribution == "binomial":
-        mean = torch.clamp(mean, eps, 1 - eps)
-        return torch.log(mean) - torch.log1p(-mean)
-    return mean
 
 
 def _initial_filters(X, signal_shape, n_kernels, kernel_size, rng):

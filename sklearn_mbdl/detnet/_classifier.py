@@ -169,22 +169,19 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         values = self._values(codes)
         H, noise_var = self._fit_channel(X, values, channels)
         K = self.n_tx_ = codes.shape[1]
-        points = ((self.points_ - self.offset_) / self.scale_).astype(np.float32)
+        points = self._scaled_points().astype(np.float32)
         u = ((values - self.offset_) / self.scale_).astype(np.float32)
-        Htx, HtH = _statistics(torch.as_tensor(X, dtype=torch.float64),
-                               torch.as_tensor(H, dtype=torch.float64),
-                               self.offset_, self.scale_)
-        c = np.sum(H.astype(np.float64) ** 2, axis=(-2, -1)) / K
-        noise_std = (np.sqrt(noise_var / np.maximum(c, 1e-30))
-                     / self.scale_).astype(np.float32)
+        Htx, HtH, c = _statistics(torch.as_tensor(X, dtype=torch.float64),
+                                  torch.as_tensor(H, dtype=torch.float64),
+                                  self.offset_, self.scale_)
+        # the noise of H^T x in the normalised units, per transmission
+        noise_std = (np.sqrt(noise_var / c.numpy()) / self.scale_).astype(np.float32)
         gram = HtH.numpy().astype(np.float32)
-        eye = np.eye(K, dtype=np.float32)
-        chol = np.linalg.cholesky(gram + 1e-6 * eye)
-        # the annealed projected gradient DetNet starts from (see
-        # solvers.projected_gradient): a long step, ramps from wide to narrow
-        step = 1.9 / float(np.median(np.linalg.eigvalsh(gram)[..., -1]))
-        noise_std = np.broadcast_to(noise_std, (X.shape[0],))
         fixed = HtH.ndim == 2
+        # the annealed projected gradient DetNet starts from (see
+        # solvers.projected_gradient): a long step, ramps from wide to
+        # narrow; the step is set by the median ||H^T H|| of the channels
+        step = 1.9 / float(np.median(np.linalg.eigvalsh(gram.reshape(-1, K, K))[:, -1]))
         rows = Htx.numpy().astype(np.float32)
         if not fixed:
             rows = np.concatenate([rows, gram.reshape(len(rows), -1)], axis=1)
@@ -194,9 +191,11 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         X_fit = np.empty((n_train + n_sim, rows.shape[1]), dtype=np.float32)
         y_fit = np.empty((n_train + n_sim, K), dtype=np.float32)
         X_fit[:n_train], y_fit[:n_train] = rows[train], u[train]
+        # the law of H^T w is N(0, noise_std^2 H^T H): its Cholesky factor
+        train_gram = gram if fixed else gram[train]
+        chol = np.linalg.cholesky(train_gram + 1e-6 * np.eye(K, dtype=np.float32))
         simulate = functools.partial(
-            _simulate_symbols, gram=gram if fixed else gram[train],
-            chol=chol if fixed else chol[train],
+            _simulate_symbols, gram=train_gram, chol=chol,
             noise_std=noise_std[train],
             points=points)
         callbacks = [("simulate", SimulatedRows(simulate, X_fit, y_fit, n_train,
@@ -230,20 +229,15 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
     def _keep_if_better(self, module_args, rows, codes):
         """Fall back to the untrained network (annealed projected gradient)
         if training made held-out symbol errors worse."""
-        module = self.net_.module_
-        trained = {k: v.clone() for k, v in module.state_dict().items()}
-        trained_errors = np.sum(self._decide(rows) != codes)
         with seeded(self._seed):
-            initial = DetNet(**module_args).to(self._inference_device())
-        module.load_state_dict(initial.state_dict())
-        initial_errors = np.sum(self._decide(rows) != codes)
-        if trained_errors <= initial_errors:
-            module.load_state_dict(trained)
-        else:
+            start = DetNet(**module_args).to(self._inference_device()).state_dict()
+        kept, trained_errors, start_errors = self._keep_better_of(
+            start, lambda: int(np.sum(self._decide(rows) != codes)))
+        if not kept:
             warnings.warn(
                 f"DetNetClassifier: training did not improve on the untrained "
                 f"network (projected gradient): {trained_errors} held-out symbol "
-                f"errors against {initial_errors}; keeping the initialisation. "
+                f"errors against {start_errors}; keeping the initialisation. "
                 "Try more data, more epochs or a smaller lr.", UserWarning)
 
     def _run(self, rows):
@@ -260,41 +254,42 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         return out
 
     def _decide(self, rows):
-        points = (self.points_ - self.offset_) / self.scale_
         return nearest_point(torch.as_tensor(self._run(rows)),
-                             torch.as_tensor(points, dtype=torch.float64)).numpy()
+                             torch.as_tensor(self._scaled_points())).numpy()
 
     def _calibrate(self, rows, u):
         """Fit the soft-output width by maximum likelihood on held-out rows."""
         s = self._run(rows).astype(np.float64)
-        points = (self.points_ - self.offset_) / self.scale_
-        best, self.temperature_ = np.inf, 1.0
-        for t in np.geomspace(1e-3, 2.0, 60):
-            logp = -0.5 * ((s[..., None] - points) / t) ** 2
-            logp -= logp.max(-1, keepdims=True)
-            logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
-            truth = np.abs(u[..., None] - points).argmin(-1)
-            nll = -np.take_along_axis(logp, truth[..., None], -1).mean()
-            if nll < best:
-                best, self.temperature_ = nll, float(t)
+        truth = np.abs(u[..., None] - self._scaled_points()).argmin(-1)[..., None]
+        widths = np.geomspace(1e-3, 2.0, 60)
+        nll = [-np.take_along_axis(self._log_proba(s, t), truth, -1).mean()
+               for t in widths]
+        self.temperature_ = float(widths[int(np.argmin(nll))])
+
+    def _scaled_points(self):
+        return (self.points_ - self.offset_) / self.scale_
+
+    def _log_proba(self, s, width):
+        """Log-probabilities of the symbols: a Gaussian of ``width`` around
+        the soft estimates ``s`` (scaled units), normalised over the alphabet."""
+        logp = -0.5 * ((s[..., None] - self._scaled_points()) / width) ** 2
+        logp -= logp.max(-1, keepdims=True)
+        return logp - np.log(np.exp(logp).sum(-1, keepdims=True))
 
     def _statistic_rows(self, X, channels):
+        """Rows of normalised sufficient statistics the network reads."""
         X = self._validate_X(X, reset=False)
-        H = self._predict_channel(X, channels)
-        dtype = torch.float64 if X.dtype == np.float64 else torch.float32
-        Htx, HtH = _statistics(torch.as_tensor(X, dtype=dtype),
-                               torch.as_tensor(H, dtype=dtype),
-                               self.offset_, self.scale_)
-        if HtH.ndim == 2:
-            fixed = self.net_.module_.gram
-            if fixed is None:
-                HtH = HtH.expand(len(X), *HtH.shape)
-            else:
-                return Htx.numpy()
-        if self.net_.module_.gram is not None:
+        if channels is not None and self.channel_ is not None:
             raise ValueError(
                 "this DetNetClassifier was trained for one fixed channel; "
                 "per-sample channels need a model fitted with channels=.")
+        H = self._predict_channel(X, channels)
+        dtype = torch.float64 if X.dtype == np.float64 else torch.float32
+        Htx, HtH, _ = _statistics(torch.as_tensor(X, dtype=dtype),
+                                  torch.as_tensor(H, dtype=dtype),
+                                  self.offset_, self.scale_)
+        if HtH.ndim == 2:  # the fixed Gram matrix lives in the module
+            return Htx.numpy()
         return torch.cat([Htx, HtH.reshape(len(X), -1)], dim=1).numpy()
 
     def predict_soft(self, X, channels=None):
@@ -347,8 +342,5 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
             As scikit-learn's multi-output classifiers.
         """
         s = self._run(self._statistic_rows(X, channels)).astype(np.float64)
-        points = (self.points_ - self.offset_) / self.scale_
-        logp = -0.5 * ((s[..., None] - points) / self.temperature_) ** 2
-        p = np.exp(logp - logp.max(-1, keepdims=True))
-        p /= p.sum(-1, keepdims=True)
+        p = np.exp(self._log_proba(s, self.temperature_))
         return p[:, 0] if self._single_output else [p[:, k] for k in range(p.shape[1])]

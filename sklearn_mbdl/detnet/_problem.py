@@ -84,15 +84,15 @@ class _DetectorMixin(ClassifierMixin):
             Ht, *_ = np.linalg.lstsq(y_values, X.astype(np.float64), rcond=None)
             H = Ht.T
             self.channel_ = H
-        clean = (y_values @ H.T if H.ndim == 2
-                 else np.einsum("nrk,nk->nr", H, y_values))
-        residual = np.sum((X - clean) ** 2, axis=1) / X.shape[1]
-        if channels is None:
+        squared = (X - (y_values @ H.T if H.ndim == 2
+                        else np.einsum("nrk,nk->nr", H, y_values))) ** 2
+        if channels is not None:
+            residual = squared.sum(axis=1) / X.shape[1]
+        else:
             # one noise level: the pooled residual (degrees of freedom
             # corrected when the channel was estimated)
             dof = X.size - (H.size if self.channel is None else 0)
-            pooled = np.sum((X - clean) ** 2) / max(dof, 1)
-            residual = np.full(X.shape[0], pooled)
+            residual = np.full(X.shape[0], squared.sum() / max(dof, 1))
         self.noise_var_ = float(np.mean(residual))
         return H, residual
 
@@ -158,13 +158,14 @@ def _statistics(X, H, offset, scale):
     """Normalised sufficient statistics of the centred, scaled problem.
 
     With ``s = offset + scale * u``: ``H^T x = H^T H (offset + scale u) +
-    H^T w``. Returns ``(H^T x - offset H^T H 1) / (scale c)`` and
-    ``H^T H / c`` with ``c = trace(H^T H) / n_tx`` per sample, so that the
-    network sees unit-scale inputs whatever the channel gain.
+    H^T w``. Returns ``(H^T x - offset H^T H 1) / (scale c)``,
+    ``H^T H / c`` and ``c = trace(H^T H) / n_tx`` (per sample, or a scalar
+    for one channel), so that the network sees unit-scale inputs whatever
+    the channel gain.
     """
     Htx, HtH = matched_filter(X, H)
     Htx = (Htx - offset * HtH.sum(-1)) / scale
     c = torch.diagonal(HtH, dim1=-2, dim2=-1).mean(-1).clamp_min(1e-30)
     if HtH.ndim == 2:
-        return Htx / c, HtH / c
-    return Htx / c[:, None], HtH / c[:, None, None]
+        return Htx / c, HtH / c, c
+    return Htx / c[:, None], HtH / c[:, None, None], c

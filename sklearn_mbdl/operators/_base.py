@@ -32,6 +32,11 @@ def power_iteration(normal, shape, *, n_iter=100, tol=1e-7, dtype=None,
         # a fixed start: the estimate is reproducible and the caller's global
         # random state is left alone
         generator = torch.Generator(device=device or "cpu").manual_seed(0)
+    with torch.no_grad():  # a constant of the operator: no graph through it
+        return _power_iteration(normal, shape, n_iter, tol, dtype, device, generator)
+
+
+def _power_iteration(normal, shape, n_iter, tol, dtype, device, generator):
     v = torch.randn((1, *shape), dtype=dtype, device=device, generator=generator)
     v = v / torch.linalg.vector_norm(v)
     estimate = 0.0

@@ -62,32 +62,35 @@ class Blur(ImageOperator):
         self._cache = {}
 
     def _otf(self, x):
+        """The transfer function on ``x``'s grid and its squared modulus
+        ``|K|^2`` (real), cached per shape, dtype and device."""
         shape = tuple(x.shape[-2:])
         key = (shape, x.dtype, str(x.device))
         if key not in self._cache:
             otf = _transfer_function(self.kernel, shape)
             cdtype = torch.complex128 if x.dtype == torch.float64 else torch.complex64
-            self._cache[key] = torch.as_tensor(otf).to(dtype=cdtype, device=x.device)
+            self._cache[key] = (
+                torch.as_tensor(otf).to(dtype=cdtype, device=x.device),
+                torch.as_tensor(np.abs(otf) ** 2).to(dtype=x.dtype, device=x.device),
+            )
         return self._cache[key]
 
     def _apply(self, x, otf):
         return torch.fft.irfft2(torch.fft.rfft2(x) * otf, s=x.shape[-2:])
 
     def forward(self, x):
-        return self._apply(x, self._otf(x))
+        return self._apply(x, self._otf(x)[0])
 
     def adjoint(self, y):
-        return self._apply(y, self._otf(y).conj())
+        return self._apply(y, self._otf(y)[0].conj())
 
     def normal(self, x):
-        otf = self._otf(x)
-        return self._apply(x, (otf * otf.conj()).real.to(otf.dtype))
+        return self._apply(x, self._otf(x)[1])
 
     def data_solve(self, y, v, rho):
-        otf = self._otf(v)
+        otf, power = self._otf(v)
         numerator = otf.conj() * torch.fft.rfft2(y) + rho * torch.fft.rfft2(v)
-        denominator = otf.real ** 2 + otf.imag ** 2 + rho
-        return torch.fft.irfft2(numerator / denominator, s=v.shape[-2:])
+        return torch.fft.irfft2(numerator / (power + rho), s=v.shape[-2:])
 
     def lipschitz(self, image_shape=None, **kwargs):
         """``max |K|^2`` on the frequency grid of ``image_shape``.

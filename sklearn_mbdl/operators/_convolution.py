@@ -162,20 +162,5 @@ class ConvolutionOperator(LinearOperator):
         conv = F.conv2d if self._ndim == 2 else F.conv1d
         return conv(padded, self._weight, stride=self.stride)
 
-    def lipschitz(self, **kwargs):
-        """``||A||_2^2`` by power iteration (see :func:`power_iteration`).
-
-        Parameters
-        ----------
-        **kwargs
-            Passed to :func:`power_iteration`.
-
-        Returns
-        -------
-        float
-        """
-        with torch.no_grad():
-            return super().lipschitz(**kwargs)
-
     def _reference_tensor(self):
         return self.filters

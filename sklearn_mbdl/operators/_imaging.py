@@ -87,6 +87,22 @@ def conjugate_gradient(normal, rhs, x0=None, *, n_iter=50, tol=1e-6):
     return x
 
 
+def cg_data_solve(operator, y, v, rho):
+    """``argmin_s 0.5 ||A s - y||^2 + (rho / 2) ||s - v||^2`` by conjugate
+    gradient on ``(A^T A + rho I) s = A^T y + rho v``, started at ``v``.
+
+    ``operator`` needs ``forward`` and ``adjoint``; its ``normal`` is used
+    when it has one.
+    """
+    normal = getattr(operator, "normal", None)
+    if normal is None:
+        def normal(s):
+            return operator.adjoint(operator.forward(s))
+    rhs = operator.adjoint(y) + rho * v
+    return conjugate_gradient(lambda s: normal(s) + rho * s, rhs, v,
+                              n_iter=100, tol=1e-7)
+
+
 class ImageOperator(LinearOperator):
     """Base class of the imaging operators (batches of ``(n, h, w)`` images).
 
@@ -184,9 +200,7 @@ class ImageOperator(LinearOperator):
         -------
         torch.Tensor of shape (n, h, w)
         """
-        rhs = self.adjoint(y) + rho * v
-        return conjugate_gradient(lambda s: self.normal(s) + rho * s, rhs, v,
-                                  n_iter=100, tol=1e-7)
+        return cg_data_solve(self, y, v, rho)
 
     def lipschitz(self, image_shape=None, **kwargs):
         """Largest eigenvalue of ``A^T A`` (power iteration by default).

@@ -30,6 +30,7 @@ from ._poisson import (
     exponential_family_objective,
     exponential_family_step,
     inverse_link,
+    link,
     natural_offset,
     poisson_proximal_gradient,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "sphere_decoder",
     "DISTRIBUTIONS",
     "inverse_link",
+    "link",
     "natural_offset",
     "exponential_family_nll",
     "exponential_family_objective",

@@ -31,6 +31,7 @@ from ._proximal_gradient import proximal_step
 __all__ = [
     "DISTRIBUTIONS",
     "inverse_link",
+    "link",
     "natural_offset",
     "exponential_family_nll",
     "exponential_family_objective",
@@ -124,6 +125,26 @@ def natural_offset(X, distribution="poisson", eps=1e-6, window=None):
         mean = mean.reshape(X.shape[0], *([1] * (X.ndim - 1)))
     else:
         mean = _local_mean(X, float(window))
+    return link(mean, distribution, eps)
+
+
+def link(mean, distribution="poisson", eps=1e-6):
+    """The canonical link ``f(mean)``, the inverse of :func:`inverse_link`.
+
+    Parameters
+    ----------
+    mean : torch.Tensor
+        Means, any shape.
+    distribution : {"poisson", "gaussian", "binomial"}, default="poisson"
+    eps : float, default=1e-6
+        Means are clipped to ``[eps, inf)`` (Poisson) or ``[eps, 1 - eps]``
+        (binomial) before the link.
+
+    Returns
+    -------
+    torch.Tensor
+        ``log(mean)``, ``mean`` or ``logit(mean)``.
+    """
     if distribution == "poisson":
         return torch.log(torch.clamp(mean, min=eps))
     if distribution == "binomial":
@@ -383,12 +404,14 @@ def poisson_proximal_gradient(X, operator, alpha, *, distribution="poisson",
             bound = (value + (grad * diff).reshape(n, -1).sum(dim=1)
                      + (diff * diff).reshape(n, -1).sum(dim=1) / (2 * steps))
             ok = new_value <= bound + 1e-12 * bound.abs()
-            if bool(ok.all()):
+            all_ok = bool(ok.all())  # the one sync of the backtracking step
+            if all_ok:
                 break
             steps = torch.where(ok, steps, 0.5 * steps)
-        # a signal whose step underflowed keeps its codes
-        keep = ~ok
-        if bool(keep.any()):
+        # a signal whose step underflowed keeps its codes (known without a
+        # second sync: the loop above ended without every signal passing)
+        if not all_ok:
+            keep = ~ok
             new = torch.where(keep.reshape(bcast), codes, new)
             new_eta = torch.where(keep.reshape(n, *([1] * (eta.ndim - 1))), eta,
                                   new_eta)

@@ -23,6 +23,8 @@ import numbers
 
 import torch
 
+from ..operators._imaging import cg_data_solve
+
 __all__ = ["admm", "hqs", "pgd", "dpir_schedule"]
 
 
@@ -52,11 +54,7 @@ def _data_solve(operator, y, v, rho):
     solve = getattr(operator, "data_solve", None)
     if solve is not None:
         return solve(y, v, rho)
-    from ..operators import conjugate_gradient
-
-    rhs = operator.adjoint(y) + rho * v
-    return conjugate_gradient(lambda s: operator.adjoint(operator.forward(s)) + rho * s,
-                              rhs, v, n_iter=100, tol=1e-7)
+    return cg_data_solve(operator, y, v, rho)
 
 
 def _start(operator, y, x0):
