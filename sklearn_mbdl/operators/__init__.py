@@ -26,6 +26,8 @@ importable from here:
   :func:`random_mask`, :func:`cartesian_mask`.
 - ``_convolution``: :class:`ConvolutionOperator` (a filter bank, strided),
   :func:`code_shape`.
+- ``_warp``: sub-pixel motion and field rotation: :func:`warp`,
+  :func:`rotate`, :func:`motion_matrix`, :class:`Warp` (bursts, ADI).
 """
 
 from ._base import LinearOperator, MatrixOperator, power_iteration
@@ -39,9 +41,11 @@ from ._sampling import (
     random_mask,
 )
 from ._convolution import ConvolutionOperator, code_shape
+from ._warp import MOTION_MODELS, Warp, motion_matrix, rotate, warp
 
 __all__ = ["LinearOperator", "MatrixOperator", "power_iteration",
            "ConvolutionOperator", "code_shape"]
 __all__ += ["ImageOperator", "Identity", "Blur", "GaussianBlur", "gaussian_kernel",
             "Inpainting", "random_mask", "SubsampledFourier", "cartesian_mask",
             "Decimation", "conjugate_gradient"]
+__all__ += ["MOTION_MODELS", "motion_matrix", "warp", "rotate", "Warp"]
