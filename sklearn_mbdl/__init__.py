@@ -5,8 +5,10 @@ iterative solver) with its deep-learning twin (unrolled layers with learned
 parameters, or a learned prior plugged into the solver).
 """
 
+from .burst import BurstSuperResolver
 from .dcea import DCEAEstimator
 from .detnet import DetNetClassifier, MIMODetector
+from .exoplanet import ExoplanetSeparator
 from .lista import LISTATransformer
 from .pnp import PnPRestorer
 from .sparse_coding import SparseCoder, sparse_encode
@@ -16,3 +18,5 @@ __version__ = "0.1.0.dev0"
 __all__ = ["DetNetClassifier", "LISTATransformer", "MIMODetector", "SparseCoder", "sparse_encode"]
 __all__ += ["PnPRestorer"]
 __all__ += ["DCEAEstimator"]
+__all__ += ["BurstSuperResolver"]
+__all__ += ["ExoplanetSeparator"]

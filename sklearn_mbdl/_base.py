@@ -15,7 +15,7 @@ import numbers
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_array, check_random_state, check_scalar
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch.callbacks import Callback
@@ -32,6 +32,7 @@ __all__ = [
     "to_numpy",
     "SimulatedRows",
     "TorchEstimator",
+    "RestorerMixin",
 ]
 
 FLOAT_DTYPES = (np.float64, np.float32)
@@ -327,3 +328,50 @@ class TorchEstimator(BaseEstimator):
                 not torch.cuda.is_available():
             state["device_"] = "cpu"
         super().__setstate__(state)
+
+
+class RestorerMixin(TransformerMixin):
+    """What the image restorers share: ``score`` by simulation, and tags.
+
+    ``fit`` learns from clean images and the known forward model simulates
+    the observations, so the same simulation scores a restorer without
+    labelled pairs: ``score(X)`` simulates observations of the clean images
+    ``X`` (seeded by ``random_state``, 0 when it is None), restores them and
+    returns the mean PSNR (peak 1). The estimator provides
+    ``_validate_images(X, reset=False) -> (rows, image_shape)``,
+    ``simulate(X, random_state)`` and ``_restore(observations, image_shape)
+    -> (images, extra)``.
+    """
+
+    def score(self, X, y=None):
+        """Mean PSNR (dB, peak 1) of the restorations of simulated
+        observations of the clean images ``X``.
+
+        ``GridSearchCV`` can tune the estimator with clean images only.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, h * w) or (n_samples, h, w)
+            Clean images in [0, 1].
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        float
+        """
+        from .metrics import psnr
+
+        check_is_fitted(self)
+        clean, shape = self._validate_images(X, reset=False)
+        observed = self.simulate(X, random_state=check_random_state(
+            0 if self.random_state is None else self.random_state))
+        restored, _ = self._restore(observed, shape)
+        return float(np.mean(psnr(clean.reshape(-1, *shape), restored,
+                                  data_range=1.0, per_image=True)))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.non_deterministic = False
+        return tags

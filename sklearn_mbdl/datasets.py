@@ -14,6 +14,8 @@ __all__ = [
     "TRAIN_IMAGES",
     "extract_patches",
     "load_images",
+    "make_adi_cube",
+    "make_bursts",
     "make_degraded_images",
     "make_mimo",
     "make_poisson_images",
@@ -446,6 +448,85 @@ def make_degraded_images(operator, n_samples, *, patch_size=64, noise_level=0.01
     return observed, clean
 
 
+def make_bursts(images, *, scale=2, n_frames=8, max_shift=2.0, noise_level=0.01,
+                motion="translation", max_rotation=1.0, blur_sigma=0.4,
+                random_state=None):
+    """Bursts of shifted, blurred, decimated, noisy frames of clean images.
+
+    The formation model of burst super-resolution,
+    ``y_k = D B W_{p_k} x + noise_level * N(0, I)`` (see
+    :class:`~sklearn_mbdl.operators.BurstOperator`): frame 0 is the
+    reference (no motion); the others are moved by random translations
+    uniform within ``max_shift`` low-resolution pixels (and rotations within
+    ``max_rotation`` degrees for ``motion="euclidean"``), warped by bicubic
+    interpolation with replicated borders, blurred by a Gaussian of
+    ``blur_sigma`` low-resolution pixels and decimated by ``scale``.
+
+    Parameters
+    ----------
+    images : array-like of shape (n_images, H, W) or (H, W)
+        Clean grey images in [0, 1], e.g. from :func:`load_images` or
+        :func:`extract_patches`; sides are cropped to multiples of ``scale``.
+    scale : int, default=2
+    n_frames : int, default=8
+    max_shift : float, default=2.0
+    noise_level : float, default=0.01
+    motion : {"translation", "euclidean"}, default="translation"
+    max_rotation : float, default=1.0
+        Degrees, for ``motion="euclidean"``.
+    blur_sigma : float, default=0.4
+        Low-resolution pixels.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the motions and the noise.
+
+    Returns
+    -------
+    bursts : ndarray of shape (n_images, n_frames, H // scale, W // scale)
+    high_res : ndarray of shape (n_images, H', W')
+        The images (cropped to multiples of ``scale``).
+    motions : ndarray of shape (n_images, n_frames, k)
+        True motions in low-resolution units (see
+        :func:`sklearn_mbdl.burst.estimate_motion`).
+
+    Examples
+    --------
+    >>> from sklearn_mbdl.datasets import load_images, make_bursts
+    >>> image = load_images(["camera"])["camera"][:64, :64]
+    >>> bursts, high_res, motions = make_bursts(image, random_state=0)
+    >>> bursts.shape, high_res.shape, motions.shape
+    ((1, 8, 32, 32), (1, 64, 64), (1, 8, 2))
+    """
+    from ._base import check_number, check_options
+    from .burst._simulate import random_motions, simulate_bursts
+
+    scale = _check_positive_int(scale, "scale")
+    n_frames = _check_positive_int(n_frames, "n_frames")
+    check_number(max_shift, "max_shift", min_val=0)
+    check_number(noise_level, "noise_level", min_val=0)
+    check_options(motion, "motion", {"translation", "euclidean"})
+    check_number(max_rotation, "max_rotation", min_val=0)
+    check_number(blur_sigma, "blur_sigma", min_val=0)
+    images = np.asarray(images, dtype=np.float64)
+    if images.ndim == 2:
+        images = images[None]
+    if images.ndim != 3 or images.size == 0:
+        raise ValueError(
+            f"images must have shape (n_images, H, W) or (H, W), got {images.shape}.")
+    if not np.all(np.isfinite(images)):
+        raise ValueError("images contain NaN or infinity.")
+    H, W = (s - s % scale for s in images.shape[1:])
+    if min(H, W) < scale:
+        raise ValueError(
+            f"images of shape {images.shape[1:]} are smaller than scale={scale}.")
+    high_res = images[:, :H, :W]
+    rng = check_random_state(random_state)
+    motions = random_motions(rng, len(high_res), n_frames, model=motion,
+                             max_shift=max_shift, max_rotation=max_rotation)
+    bursts = simulate_bursts(high_res, motions, scale=scale, blur_sigma=blur_sigma,
+                             noise_level=noise_level, rng=rng, model=motion)
+    return bursts, high_res, motions
+
+
 def make_poisson_images(n_samples, *, patch_size=64, peak=4, images="train",
                         random_state=None):
     """Photon-limited image patches: Poisson counts at a given peak intensity.
@@ -498,3 +579,192 @@ def make_poisson_images(n_samples, *, patch_size=64, peak=4, images="train",
     clean = extract_patches(pictures, n_samples, patch_size, random_state=rng)
     noisy = rng.poisson(peak * clean).astype(np.float64)
     return noisy, clean
+
+
+def _phase_screen(rng, m, diameter, slope):
+    """A random pupil phase with a power-law spectrum, unit RMS on the pupil."""
+    f = np.fft.fftfreq(m) * m / diameter          # cycles per pupil diameter
+    fx, fy = np.meshgrid(f, f)
+    radius = np.hypot(fx, fy)
+    amplitude = np.where(radius > 0, np.maximum(radius, 0.5) ** (-slope / 2), 0.0)
+    noise = rng.standard_normal((m, m)) + 1j * rng.standard_normal((m, m))
+    screen = np.fft.ifft2(amplitude * noise).real
+    inside = np.hypot(*np.meshgrid(np.arange(m) - m / 2, np.arange(m) - m / 2)) \
+        <= diameter / 2
+    screen = screen - screen[inside].mean()
+    return screen / screen[inside].std()
+
+
+def make_adi_cube(n_frames=48, image_size=64, *, rotation_range=60.0, n_planets=3,
+                  contrast=3.0, fwhm=4.0, speckle_decorrelation=0.3,
+                  random_state=None):
+    """An angular differential imaging (ADI) sequence with faint companions.
+
+    The star light goes through an ideal coronagraph: the pupil field
+    ``P exp(i phi_k)`` of frame ``k`` loses its coherent (mean) part and is
+    propagated to the focal plane by an FFT, giving speckles. The pupil
+    phase ``phi_k`` is a fixed aberration (quasi-static speckles) plus a
+    part that evolves slowly along the sequence (a rotation between two
+    random phase screens) and a small part that changes from frame to frame;
+    ``speckle_decorrelation`` is the share of the aberration that evolves.
+    The images receive photon (Poisson) and read (Gaussian) noise. The
+    companions sit at fixed positions on the sky; frame ``k`` sees the sky
+    turned by ``angles[k]`` degrees (:func:`sklearn_mbdl.operators.rotate`,
+    counterclockwise with ``origin="lower"``), so derotating frame ``k`` by
+    ``-angles[k]`` brings every companion back to its sky position.
+
+    Intensities are in units of the star's off-axis peak: a companion of
+    ``flux`` 1e-4 has a peak ten thousand times fainter than the star.
+
+    Parameters
+    ----------
+    n_frames : int, default=48
+    image_size : int, default=64
+        Side of the square frames in pixels; the star is at the centre
+        ``((image_size - 1) / 2, (image_size - 1) / 2)``.
+    rotation_range : float, default=60.0
+        Total field rotation over the sequence, in degrees; the angles are
+        evenly spaced from ``-rotation_range / 2`` to ``rotation_range / 2``.
+    n_planets : int, default=3
+        Number of companions, at random position angles and separations
+        between 2 FWHM and the edge of the field, in distinct annuli (their
+        separations differ by at least 1.5 FWHM, so that the small-sample
+        S/N of each is measured on an annulus free of the others).
+    contrast : float, default=3.0
+        Companion peak in units of the noise at its separation: the
+        standard deviation, over the annulus, of the frames' mean after
+        subtracting the sequence's temporal median and derotating (classical
+        ADI), measured on the planet-free cube. Speckles fall off with
+        separation, so a fixed ``contrast`` puts every companion near the
+        same detection limit. The default puts them near the 5-sigma limit
+        of PCA-ADI.
+    fwhm : float, default=4.0
+        Full width at half maximum of the off-axis PSF (an Airy pattern), in
+        pixels.
+    speckle_decorrelation : float, default=0.3
+        Share (0 to 1) of the pupil aberration that evolves along the
+        sequence: 0 gives perfectly static speckles.
+    random_state : int, RandomState instance or None, default=None
+
+    Returns
+    -------
+    cube : ndarray of shape (n_frames, image_size, image_size)
+    angles : ndarray of shape (n_frames,)
+        Parallactic angles in degrees.
+    planets : structured ndarray of shape (n_planets,)
+        Fields ``x``, ``y`` (column and row of the companion in the
+        derotated frame, in pixels), ``separation`` (pixels from the star),
+        ``position_angle`` (degrees, counterclockwise from ``+x``) and
+        ``flux`` (peak over the star's peak).
+    psf : ndarray of shape (s, s)
+        The off-axis PSF, peak 1, centred on an odd grid.
+
+    Examples
+    --------
+    >>> from sklearn_mbdl.datasets import make_adi_cube
+    >>> cube, angles, planets, psf = make_adi_cube(8, 32, n_planets=1,
+    ...                                            random_state=0)
+    >>> cube.shape, angles.shape, planets.dtype.names[:3], psf.shape
+    ((8, 32, 32), (8,), ('x', 'y', 'separation'), (17, 17))
+    """
+    import torch
+
+    from .operators import rotate
+
+    n_frames = _check_positive_int(n_frames, "n_frames")
+    image_size = _check_positive_int(image_size, "image_size", 16)
+    n_planets = _check_positive_int(n_planets, "n_planets", 0)
+    for value, name in ((rotation_range, "rotation_range"), (contrast, "contrast"),
+                        (fwhm, "fwhm"), (speckle_decorrelation, "speckle_decorrelation")):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+                or not np.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a non-negative number, got {value!r}.")
+    if not 1.0 <= fwhm <= image_size / 6:
+        raise ValueError(f"fwhm must be between 1 and image_size / 6 pixels, got {fwhm!r}.")
+    if speckle_decorrelation > 1:
+        raise ValueError(
+            f"speckle_decorrelation must be in [0, 1], got {speckle_decorrelation!r}.")
+    rng = check_random_state(random_state)
+    n = image_size
+    m = 2 * n                                   # pupil grid: no aliasing in the crop
+    diameter = 1.03 * m / fwhm                  # Airy FWHM = 1.03 lambda / D
+    u = np.arange(m) - m / 2
+    ux, uy = np.meshgrid(u, u)
+    pupil = (np.hypot(ux, uy) <= diameter / 2).astype(float)
+    # half-pixel tilt: the star lands on the centre of the even grid
+    tilt = np.exp(-1j * np.pi * (ux + uy) / m)
+    crop = slice(m // 2 - n // 2, m // 2 - n // 2 + n)
+
+    def focal(field):
+        image = np.abs(np.fft.fftshift(np.fft.fft2(field))) ** 2
+        return image[..., crop, crop]
+
+    peak = focal(pupil * tilt).max()
+    # pupil aberrations in radians RMS
+    static = 0.1 * _phase_screen(rng, m, diameter, 2.5)
+    slow_a = 0.1 * _phase_screen(rng, m, diameter, 2.5)
+    slow_b = 0.1 * _phase_screen(rng, m, diameter, 2.5)
+    fast = 0.01
+    t = np.linspace(0.0, np.pi / 2, n_frames)
+    evolving = speckle_decorrelation
+    frames = np.empty((n_frames, n, n))
+    for k in range(n_frames):
+        phase = (np.sqrt(1 - evolving ** 2) * static
+                 + evolving * (np.cos(t[k]) * slow_a + np.sin(t[k]) * slow_b)
+                 + fast * _phase_screen(rng, m, diameter, 2.0))
+        field = pupil * np.exp(1j * phase)
+        field = (field - pupil * field[pupil > 0].mean()) * tilt   # ideal coronagraph
+        frames[k] = focal(field) / peak
+    angles = np.linspace(-rotation_range / 2, rotation_range / 2, n_frames)
+    centre = (n - 1) / 2
+    # classical-ADI noise per separation, on the planet-free speckles
+    yy, xx = np.mgrid[:n, :n]
+    radius = np.hypot(xx - centre, yy - centre)
+    residual = frames - np.median(frames, axis=0)
+    derotated = rotate(torch.from_numpy(residual), torch.from_numpy(-angles)).numpy()
+    cadi = derotated.mean(axis=0)
+
+    def noise_at(sep):
+        ring = np.abs(radius - sep) <= max(fwhm / 2, 1.0)
+        return float(cadi[ring].std())
+
+    # photon noise: a star of 1e7 counts at its peak (1e3 at contrast 1e-4),
+    # read noise of 5 counts
+    photons = 1e7
+    # companions on the sky
+    psf_full = focal(pupil)                       # centred on pixel n // 2
+    size = 2 * int(np.ceil(2 * fwhm)) + 1
+    c = n // 2
+    psf = psf_full[c - size // 2:c + size // 2 + 1, c - size // 2:c + size // 2 + 1]
+    psf = psf / psf.max()
+    planets = np.zeros(n_planets, dtype=[("x", float), ("y", float),
+                                         ("separation", float),
+                                         ("position_angle", float), ("flux", float)])
+    sky = np.zeros((n, n))
+    low, high = 2 * fwhm, n / 2 - 1.5 * fwhm
+    # distinct annuli: separations at least 1.5 FWHM apart, so that each
+    # companion's S/N apertures avoid the others
+    for _ in range(10000):
+        seps = np.sort(rng.uniform(low, high, size=n_planets))
+        if n_planets < 2 or np.diff(seps).min() >= 1.5 * fwhm:
+            break
+    else:
+        raise ValueError(
+            f"n_planets={n_planets} companions do not fit in distinct annuli "
+            f"(1.5 FWHM apart) between 2 FWHM and the edge of a {n}-pixel frame.")
+    for i in range(n_planets):
+        sep = seps[i]
+        pa = rng.uniform(0, 360)
+        x = centre + sep * np.cos(np.deg2rad(pa))
+        y = centre + sep * np.sin(np.deg2rad(pa))
+        flux = contrast * noise_at(sep)
+        planets[i] = (x, y, sep, pa, flux)
+        # the off-axis PSF at (x, y): a tilt of the pupil field
+        shift = np.exp(2j * np.pi * ((x - centre) * ux + (y - centre) * uy) / m)
+        sky += flux * focal(pupil * tilt * shift) / peak
+    if n_planets:
+        frames += rotate(torch.from_numpy(sky), torch.from_numpy(angles),
+                         mode="bicubic").numpy()
+    counts = rng.poisson(np.clip(frames, 0, None) * photons).astype(float)
+    counts += 5.0 * rng.standard_normal(counts.shape)
+    return counts / photons, angles, planets, psf

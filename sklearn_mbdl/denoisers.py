@@ -277,7 +277,9 @@ def tv_prox(x, weight, *, n_iter=50):
     for _ in range(n_iter):
         g = _gradient(x - weight * _divergence(r))
         q = r - step[:, None] * g
-        norm = torch.sqrt(q[:, 0] ** 2 + q[:, 1] ** 2).clamp(min=1.0)
+        # clamp before the square root: same value, and no 0 * inf = NaN
+        # gradient where q = 0 (flat regions) when unrolled networks train through it
+        norm = torch.sqrt((q[:, 0] ** 2 + q[:, 1] ** 2).clamp(min=1.0))
         p_new = q / norm[:, None]
         t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
         r = p_new + ((t - 1.0) / t_new) * (p_new - p)

@@ -5,8 +5,12 @@ import numpy as np
 __all__ = [
     "bit_error_rate",
     "ber_scorer",
+    "detection_counts",
+    "detection_roc",
+    "find_peaks",
     "nmse_db",
     "psnr",
+    "snr_at",
     "ser_scorer",
     "symbol_error_rate",
 ]
@@ -212,3 +216,203 @@ def _scorer(metric):
 ser_scorer = _scorer(symbol_error_rate)
 #: scikit-learn scorer of :func:`bit_error_rate` (negated: higher is better).
 ber_scorer = _scorer(bit_error_rate)
+
+
+# ----- exoplanet detection ---------------------------------------------------
+def _check_map(image, name="image"):
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D map, got shape {image.shape}.")
+    if not np.all(np.isfinite(image)):
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    return image
+
+
+def _aperture_sums(image, centres, radius):
+    """Sums of ``image`` over discs of ``radius`` (pixel coverage approximated
+    linearly over the disc's edge) at ``centres`` ``(n, 2)`` as ``(x, y)``."""
+    h, w = image.shape
+    yy, xx = np.mgrid[:h, :w]
+    sums = []
+    for x, y in centres:
+        d = np.hypot(xx - x, yy - y)
+        weight = np.clip(radius + 0.5 - d, 0.0, 1.0)
+        sums.append(float((weight * image).sum()))
+    return np.array(sums)
+
+
+def snr_at(image, position, fwhm):
+    """Signal-to-noise ratio at a position with small-sample statistics.
+
+    Mawet et al. (2014): the flux in an aperture of diameter ``fwhm`` at
+    ``position`` is compared with the ``n2`` apertures that fit on the same
+    annulus (one FWHM apart, the two neighbours of the tested one left out),
+    with Student's two-sample correction::
+
+        S/N = (f1 - mean(f2)) / (std(f2, ddof=1) * sqrt(1 + 1 / n2))
+
+    The star is at the image centre ``((w - 1) / 2, (h - 1) / 2)``.
+
+    Parameters
+    ----------
+    image : array-like of shape (h, w)
+        A residual or flux map (derotated).
+    position : (float, float)
+        ``(x, y)``: column and row of the tested point.
+    fwhm : float
+        Aperture diameter, in pixels.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_mbdl.metrics import snr_at
+    >>> rng = np.random.RandomState(0)
+    >>> image = rng.standard_normal((64, 64))
+    >>> image[31, 48] += 40.0
+    >>> snr_at(image, (48, 31), 4.0) > 5
+    True
+    """
+    image = _check_map(image)
+    if isinstance(fwhm, bool) or not np.isscalar(fwhm) or not fwhm > 0:
+        raise ValueError(f"fwhm must be a positive number, got {fwhm!r}.")
+    h, w = image.shape
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    x, y = (float(v) for v in position)
+    sep = np.hypot(x - cx, y - cy)
+    n_apertures = int(np.floor(2 * np.pi * sep / fwhm))
+    if n_apertures < 4:
+        raise ValueError(
+            f"position {position} is {sep:.1f} pixels from the centre: too close "
+            f"for the small-sample S/N (fewer than 4 apertures of {fwhm} pixels).")
+    theta0 = np.arctan2(y - cy, x - cx)
+    theta = theta0 + 2 * np.pi * np.arange(n_apertures) / n_apertures
+    centres = np.stack([cx + sep * np.cos(theta), cy + sep * np.sin(theta)], 1)
+    sums = _aperture_sums(image, centres, fwhm / 2)
+    signal, noise = sums[0], sums[2:-1]     # neighbours may hold the wings
+    if noise.size < 2:
+        noise = sums[1:]
+    spread = noise.std(ddof=1) * np.sqrt(1 + 1 / noise.size)
+    return float((signal - noise.mean()) / spread) if spread > 0 else np.inf
+
+
+def find_peaks(detection_map, threshold, *, min_distance=2):
+    """Local maxima of a detection map above a threshold.
+
+    Parameters
+    ----------
+    detection_map : array-like of shape (h, w)
+    threshold : float
+    min_distance : int, default=2
+        A peak is the maximum of the ``(2 min_distance + 1)`` square around it.
+
+    Returns
+    -------
+    peaks : ndarray of shape (n_peaks, 3)
+        ``(x, y, value)`` rows, brightest first.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_mbdl.metrics import find_peaks
+    >>> image = np.zeros((9, 9)); image[2, 6] = 7.0; image[6, 3] = 4.0
+    >>> find_peaks(image, 5.0)
+    array([[6., 2., 7.]])
+    """
+    from scipy.ndimage import maximum_filter
+
+    detection_map = _check_map(detection_map, "detection_map")
+    local_max = maximum_filter(detection_map, size=2 * int(min_distance) + 1,
+                               mode="constant", cval=-np.inf)
+    rows, cols = np.nonzero((detection_map == local_max) & (detection_map > threshold))
+    values = detection_map[rows, cols]
+    order = np.argsort(-values, kind="stable")
+    return np.stack([cols[order], rows[order], values[order]], 1).astype(float)
+
+
+def detection_counts(detection_map, planets_xy, threshold, *, fwhm):
+    """True and false detections of a map at a threshold.
+
+    The peaks above ``threshold`` (:func:`find_peaks`) within ``fwhm`` of an
+    injected planet count as that planet's detection (once per planet);
+    every other peak is a false discovery.
+
+    Parameters
+    ----------
+    detection_map : array-like of shape (h, w)
+    planets_xy : array-like of shape (n_planets, 2)
+        ``(x, y)`` of the injected planets (may be empty).
+    threshold : float
+    fwhm : float
+
+    Returns
+    -------
+    n_true : int
+        Planets detected.
+    n_false : int
+        Peaks above the threshold not on any planet.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_mbdl.metrics import detection_counts
+    >>> image = np.zeros((9, 9)); image[2, 6] = 7.0; image[6, 3] = 6.0
+    >>> detection_counts(image, [(6.0, 2.0)], 5.0, fwhm=2.0)
+    (1, 1)
+    """
+    planets_xy = np.asarray(planets_xy, dtype=float).reshape(-1, 2)
+    peaks = find_peaks(detection_map, threshold, min_distance=max(int(fwhm // 2), 1))
+    found = np.zeros(len(planets_xy), dtype=bool)
+    n_false = 0
+    for x, y, _ in peaks:
+        d = np.hypot(planets_xy[:, 0] - x, planets_xy[:, 1] - y) if len(planets_xy) \
+            else np.array([])
+        if d.size and d.min() <= fwhm:
+            found[np.argmin(d)] = True
+        else:
+            n_false += 1
+    return int(found.sum()), int(n_false)
+
+
+def detection_roc(detection_maps, planets_xy, thresholds, *, fwhm):
+    """Detections against false discoveries over thresholds, for many maps.
+
+    Parameters
+    ----------
+    detection_maps : sequence of array-like of shape (h, w)
+    planets_xy : sequence of array-like of shape (n_planets, 2)
+        Injected planets of each map.
+    thresholds : array-like of shape (n_thresholds,)
+    fwhm : float
+
+    Returns
+    -------
+    tpr : ndarray of shape (n_thresholds,)
+        Share of the injected planets detected.
+    false_discoveries : ndarray of shape (n_thresholds,)
+        Total false detections over all maps.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_mbdl.metrics import detection_roc
+    >>> image = np.zeros((9, 9)); image[2, 6] = 7.0; image[6, 3] = 6.0
+    >>> detection_roc([image], [[(6.0, 2.0)]], [5.0, 6.5], fwhm=2.0)
+    (array([1., 1.]), array([1, 0]))
+    """
+    if len(detection_maps) != len(planets_xy):
+        raise ValueError(
+            f"{len(detection_maps)} detection maps but {len(planets_xy)} planet lists.")
+    thresholds = np.asarray(thresholds, dtype=float).ravel()
+    n_planets = sum(len(np.asarray(p).reshape(-1, 2)) for p in planets_xy)
+    tpr = np.zeros(thresholds.size)
+    false = np.zeros(thresholds.size, dtype=int)
+    for i, threshold in enumerate(thresholds):
+        for image, planets in zip(detection_maps, planets_xy):
+            n_true, n_false = detection_counts(image, planets, threshold, fwhm=fwhm)
+            tpr[i] += n_true
+            false[i] += n_false
+    return tpr / max(n_planets, 1), false

@@ -8,12 +8,12 @@ import numbers
 
 import numpy as np
 import torch
-from sklearn.base import TransformerMixin
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ._base import (
+    RestorerMixin,
     SimulatedRows,
     TorchEstimator,
     check_number,
@@ -24,7 +24,6 @@ from ._base import (
     to_tensor,
 )
 from .denoisers import CNNDenoiser, DenoisingCNN, TVDenoiser, WaveletDenoiser
-from .metrics import psnr
 from .operators import Identity
 from .solvers import admm, hqs, pgd
 from .solvers._splitting import _change
@@ -56,7 +55,7 @@ def _simulate_noisy(rng, n_samples, *, clean, sigma_max):
     return X.astype(np.float32), images.astype(np.float32)
 
 
-class PnPRestorer(TransformerMixin, TorchEstimator):
+class PnPRestorer(RestorerMixin, TorchEstimator):
     """Plug-and-play restoration of images seen through a linear operator.
 
     Restores ``x`` from observations ``y = A x + noise_level * N(0, I)`` by a
@@ -421,37 +420,3 @@ class PnPRestorer(TransformerMixin, TorchEstimator):
         Y = to_numpy(self._operator().forward(images), np.float64)
         Y = Y + self.noise_level * rng.standard_normal(Y.shape)
         return Y.astype(X.dtype)
-
-    def score(self, X, y=None):
-        """Mean PSNR (dB, peak 1) of the restorations of simulated
-        observations of the clean images ``X``.
-
-        Simulates ``A x + noise_level * N(0, I)`` (noise seeded by
-        ``random_state``), restores it and compares with ``X``: tuning
-        ``rho``, ``n_iter`` or ``noise_level`` by ``GridSearchCV`` needs
-        clean images only.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, h * w) or (n_samples, h, w)
-            Clean images in [0, 1].
-        y : None
-            Ignored.
-
-        Returns
-        -------
-        float
-        """
-        check_is_fitted(self)
-        clean, shape = self._validate_images(X, reset=False)
-        Y = self.simulate(X, random_state=check_random_state(
-            0 if self.random_state is None else self.random_state))
-        restored, _ = self._restore(Y, shape)
-        return float(np.mean(psnr(clean.reshape(-1, *shape), restored,
-                                  data_range=1.0, per_image=True)))
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        tags.non_deterministic = False
-        return tags

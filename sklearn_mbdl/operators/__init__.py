@@ -28,6 +28,9 @@ importable from here:
   :func:`code_shape`.
 - ``_warp``: sub-pixel motion and field rotation: :func:`warp`,
   :func:`rotate`, :func:`motion_matrix`, :class:`Warp` (bursts, ADI).
+- ``_burst``: the burst formation model ``y_k = D B W_{p_k} x``:
+  :class:`BurstOperator`, :func:`gaussian_filter`, :func:`upsample`,
+  :func:`decimation_factors`.
 """
 
 from ._base import LinearOperator, MatrixOperator, power_iteration
@@ -42,6 +45,7 @@ from ._sampling import (
 )
 from ._convolution import ConvolutionOperator, code_shape
 from ._warp import MOTION_MODELS, Warp, motion_matrix, rotate, warp
+from ._burst import BurstOperator, decimation_factors, gaussian_filter, upsample
 
 __all__ = ["LinearOperator", "MatrixOperator", "power_iteration",
            "ConvolutionOperator", "code_shape"]
@@ -49,3 +53,4 @@ __all__ += ["ImageOperator", "Identity", "Blur", "GaussianBlur", "gaussian_kerne
             "Inpainting", "random_mask", "SubsampledFourier", "cartesian_mask",
             "Decimation", "conjugate_gradient"]
 __all__ += ["MOTION_MODELS", "motion_matrix", "warp", "rotate", "Warp"]
+__all__ += ["BurstOperator", "decimation_factors", "gaussian_filter", "upsample"]

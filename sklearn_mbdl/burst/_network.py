@@ -1,0 +1,191 @@
+"""The unrolled burst super-resolution network (after Lecouat, Ponce &
+Mairal, "Lucas-Kanade reloaded", ICCV 2021).
+
+With ``U_p`` the formation model of :class:`~sklearn_mbdl.operators.BurstOperator`,
+each of the ``n_iter`` iterations runs, on a batch of bursts ``y``:
+
+1. motion step (from the second iteration): Gauss-Newton (Lucas-Kanade)
+   steps on the motions ``p_k``, each frame against ``U_p x``;
+2. data step: ``z = argmin 0.5 ||U_p z - y||^2 + (mu_t / 2) ||z - x||^2`` by
+   a few conjugate-gradient iterations (warm-started);
+3. prior step: ``x = f(z, sigma_t)``, the noise-level conditioned CNN of
+   :class:`~sklearn_mbdl.denoisers.DenoisingCNN` (shared by the iterations,
+   initialised with the shipped pretrained denoiser) or the TV proximal map.
+
+``sigma_t = noise_level * exp(s_t)`` and ``mu_t = exp(m_t) (noise_level /
+sigma_t)^2`` (the half-quadratic splitting weights) are learned per
+iteration; for the TV prior they and the TV weights are all that is learned.
+The first motions come from low-resolution registration
+(:func:`~sklearn_mbdl.burst.estimate_motion`), the first image from bicubic
+interpolation of the reference frame. Motions are not back-propagated
+through (the motion steps run without gradients).
+"""
+
+import math
+
+import torch
+from torch import nn
+
+from ..denoisers import DenoisingCNN, tv_prox
+from ..operators import (
+    BurstOperator,
+    conjugate_gradient,
+    decimation_factors,
+    gaussian_filter,
+    upsample,
+)
+from ._motion import (
+    _estimate_motion,
+    _margin_mask,
+    gauss_newton_step,
+    to_high_res,
+    to_low_res,
+)
+
+__all__ = ["BurstNet"]
+
+#: smallest noise level the step sizes are scaled by (noise_level=0 is allowed)
+MIN_LEVEL = 1e-3
+
+
+def _pretrained_state():
+    import os
+
+    from ..denoisers import PRETRAINED
+
+    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "_data", PRETRAINED)
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+class BurstNet(nn.Module):
+    """Unrolled alternation of motion, data and prior steps (see the module
+    notes).
+
+    Parameters
+    ----------
+    scale : int, default=2
+    blur_sigma : float, default=0.8
+        Gaussian blur of the formation model, in high-resolution pixels.
+    motion : {"translation", "euclidean", "affine"}, default="translation"
+    noise_level : float, default=0.01
+        Default noise level of the bursts (``forward`` may override it).
+    max_shift : float, default=2.0
+        Largest translation, in frame pixels (first registration).
+    n_iter : int, default=4
+    prior : {"cnn", "tv"}, default="cnn"
+    n_cg : int, default=4
+        Conjugate-gradient iterations of each data step.
+    n_lk : int, default=2
+        Gauss-Newton steps of each motion step.
+    pretrained : bool, default=True
+        Start the CNN from the shipped denoiser.
+    image_shape : tuple of int, optional
+        High-resolution shape of bursts with frames of the matching size
+        (sides that are not multiples of ``scale``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_mbdl.burst import BurstNet
+    >>> net = BurstNet(n_iter=2)
+    >>> net(torch.rand(1, 4, 12, 12)).shape
+    torch.Size([1, 24, 24])
+    """
+
+    def __init__(self, scale=2, blur_sigma=0.8, motion="translation", noise_level=0.01,
+                 max_shift=2.0, n_iter=4, prior="cnn", n_cg=4, n_lk=2,
+                 pretrained=True, image_shape=None):
+        super().__init__()
+        self.scale = int(scale)
+        self.blur_sigma = float(blur_sigma)
+        self.motion = motion
+        self.noise_level = float(noise_level)
+        self.max_shift = float(max_shift)
+        self.n_iter = int(n_iter)
+        self.prior = prior
+        self.n_cg = int(n_cg)
+        self.n_lk = int(n_lk)
+        self.image_shape = None if image_shape is None else tuple(image_shape)
+        # DPIR-like schedule: from 0.1 (or 10 noise levels) down to the noise level
+        level = max(self.noise_level, MIN_LEVEL)
+        start = math.log(max(0.1 / level, 1.0) + 1.0)
+        self.log_sigma = nn.Parameter(torch.linspace(start, 0.0, self.n_iter))
+        self.log_mu = nn.Parameter(torch.zeros(self.n_iter))
+        if prior == "cnn":
+            self.denoiser = DenoisingCNN()
+            if pretrained:
+                self.denoiser.load_state_dict(_pretrained_state())
+        else:
+            self.log_tv = nn.Parameter(torch.zeros(self.n_iter))
+
+    def _image_shape(self, frame_shape):
+        if self.image_shape is not None:
+            factors = decimation_factors(self.image_shape, self.scale)
+            if tuple(-(-s // f) for s, f in zip(self.image_shape, factors)) == tuple(
+                    frame_shape):
+                return self.image_shape
+        return tuple(1 if s == 1 else self.scale * s for s in frame_shape)
+
+    def _prior(self, z, sigma, t):
+        if self.prior == "cnn":
+            level = sigma.expand(z.shape[0]).reshape(-1, 1, 1, 1).expand(
+                z.shape[0], 1, *z.shape[-2:])
+            return self.denoiser(torch.cat([z[:, None], level], dim=1))
+        return tv_prox(z, torch.exp(self.log_tv[t]) * sigma, n_iter=30)
+
+    def forward(self, bursts, noise_level=None, return_motion=False):
+        """Restore a batch of bursts.
+
+        Parameters
+        ----------
+        bursts : torch.Tensor of shape (n, K, h, w)
+        noise_level : float, optional
+            The module's ``noise_level`` by default.
+        return_motion : bool, default=False
+            Also return the motions of the last data step (low-resolution
+            units, see :func:`~sklearn_mbdl.burst.estimate_motion`).
+
+        Returns
+        -------
+        images : torch.Tensor of shape (n, H, W)
+        motions : torch.Tensor of shape (n, K, k)
+            Only with ``return_motion=True``.
+        """
+        y = bursts
+        level = max(float(self.noise_level if noise_level is None else noise_level),
+                    MIN_LEVEL)
+        shape = self._image_shape(tuple(y.shape[-2:]))
+        sigma_hr = self.blur_sigma
+        fy, fx = decimation_factors(shape, self.scale)
+        margin = int(math.ceil(self.max_shift)) + 1
+        mask = _margin_mask(tuple(y.shape[-2:]), margin, y)
+
+        def observe(frames):
+            return gaussian_filter(frames, sigma_hr)[..., ::fy, ::fx]
+
+        with torch.no_grad():
+            motions = _estimate_motion(y.detach(), self.motion, self.max_shift, 10)
+            params = to_high_res(motions, model=self.motion, scale=self.scale,
+                                 image_shape=shape)
+        x = upsample(y[:, 0], self.scale, shape)
+        z = x
+        for t in range(self.n_iter):
+            if t > 0:
+                with torch.no_grad():
+                    for _ in range(self.n_lk):
+                        params = gauss_newton_step(x.detach(), y.detach(), params,
+                                                   model=self.motion, observe=observe,
+                                                   mask=mask)
+            op = BurstOperator(params, scale=self.scale, blur_sigma=sigma_hr,
+                               model=self.motion, image_shape=shape)
+            sigma = level * torch.exp(self.log_sigma[t])
+            mu = torch.exp(self.log_mu[t]) * (level / sigma) ** 2
+            rhs = op.adjoint(y) + mu * x
+            z = conjugate_gradient(lambda v: op.adjoint(op(v)) + mu * v, rhs, z,
+                                   n_iter=self.n_cg, tol=0.0)
+            x = self._prior(z, sigma, t)
+        if return_motion:
+            motions = to_low_res(params, model=self.motion, scale=self.scale,
+                                 image_shape=shape)
+            return x, motions
+        return x

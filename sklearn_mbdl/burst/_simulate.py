@@ -1,0 +1,157 @@
+"""Simulated bursts (the formation model with random motions and noise) and
+the classic baselines: bicubic interpolation of the reference frame,
+shift-and-add with known motions, Wiener deconvolution."""
+
+import math
+
+import numpy as np
+import torch
+
+from ..operators import MOTION_MODELS, BurstOperator, gaussian_filter, upsample
+from ._motion import to_high_res
+
+__all__ = ["random_motions", "simulate_bursts", "bicubic", "shift_and_add",
+           "wiener_deconvolution"]
+
+
+def random_motions(rng, n_bursts, n_frames, *, model="translation", max_shift=2.0,
+                   max_rotation=1.0, image_shape=None):
+    """Random low-resolution motions: frame 0 is the identity, the others
+    translate uniformly within ``max_shift`` frame pixels (and rotate
+    uniformly within ``max_rotation`` degrees for ``"euclidean"``). Images
+    one pixel high (1-D signals, ``image_shape=(1, n)``) only move along
+    their length.
+
+    Returns
+    -------
+    ndarray of shape (n_bursts, n_frames, k)
+    """
+    motions = np.zeros((n_bursts, n_frames, MOTION_MODELS[model]))
+    shift = rng.uniform(-max_shift, max_shift, size=(n_bursts, n_frames, 2))
+    shift[:, 0] = 0.0
+    one_d = image_shape is not None and int(image_shape[0]) == 1
+    if one_d:
+        shift[..., 1] = 0.0
+    if model == "euclidean" and not one_d:
+        motions[..., :2] = shift
+        motions[:, 1:, 2] = np.deg2rad(rng.uniform(-max_rotation, max_rotation,
+                                                   size=(n_bursts, n_frames - 1)))
+    elif model == "euclidean":
+        motions[..., :2] = shift
+    else:
+        motions[..., -2:] = shift
+    return motions
+
+
+def simulate_bursts(images, motions, *, scale, blur_sigma, noise_level, rng,
+                    model="translation"):
+    """``y_k = D B W_{p_k} x + noise``: the formation model with bicubic
+    warps (the solvers' model interpolates bilinearly: no inverse crime).
+
+    Parameters
+    ----------
+    images : ndarray of shape (n, H, W)
+    motions : ndarray of shape (n, K, k)
+        Low-resolution motions.
+    scale : int
+    blur_sigma : float
+        In frame pixels.
+    noise_level : float
+    rng : RandomState
+    model : str
+
+    Returns
+    -------
+    ndarray of shape (n, K, h, w), the dtype of ``images``
+    """
+    x = torch.from_numpy(np.asarray(images, dtype=np.float64))
+    params = to_high_res(torch.from_numpy(np.asarray(motions, dtype=np.float64)),
+                         model=model, scale=scale, image_shape=x.shape[-2:])
+    op = BurstOperator(params, scale=scale, blur_sigma=blur_sigma * scale,
+                       model=model, mode="bicubic")
+    with torch.no_grad():
+        bursts = op(x).numpy()
+    bursts = bursts + noise_level * rng.standard_normal(bursts.shape)
+    return bursts.astype(np.asarray(images).dtype, copy=False)
+
+
+def bicubic(bursts, scale, image_shape=None):
+    """Bicubic interpolation of the reference frame (frame 0).
+
+    Parameters
+    ----------
+    bursts : ndarray of shape (n, K, h, w)
+    scale : int
+    image_shape : tuple of int, optional
+
+    Returns
+    -------
+    ndarray of shape (n, H, W)
+    """
+    frames = torch.from_numpy(np.ascontiguousarray(bursts[:, 0], dtype=np.float64))
+    return upsample(frames, scale, image_shape).numpy()
+
+
+def shift_and_add(bursts, motions, scale, *, model="translation", image_shape=None,
+                  spread=0.5):
+    """Shift-and-add: every frame pixel is splatted (bilinear weights) where
+    its motion puts it on the high-resolution grid; the sums of values and
+    weights are smoothed by a Gaussian of ``spread`` high-resolution pixels
+    (normalised convolution, which fills the holes) and divided.
+
+    Parameters
+    ----------
+    bursts : ndarray of shape (n, K, h, w)
+    motions : ndarray of shape (n, K, k)
+        Low-resolution motions (the true ones for the baselines).
+    scale : int
+    model : str
+    image_shape : tuple of int, optional
+    spread : float, default=0.5
+
+    Returns
+    -------
+    ndarray of shape (n, H, W)
+    """
+    y = torch.from_numpy(np.ascontiguousarray(bursts, dtype=np.float64))
+    h, w = y.shape[-2:]
+    if image_shape is None:
+        image_shape = tuple(1 if s == 1 else scale * s for s in (h, w))
+    params = to_high_res(torch.from_numpy(np.asarray(motions, dtype=np.float64)),
+                         model=model, scale=scale, image_shape=image_shape)
+    # splatting is the adjoint of sampling without blur
+    op = BurstOperator(params, scale=scale, blur_sigma=0.0, model=model,
+                       image_shape=image_shape)
+    with torch.no_grad():
+        values = gaussian_filter(op.adjoint(y), spread)
+        weights = gaussian_filter(op.adjoint(torch.ones_like(y)), spread)
+    fallback = torch.from_numpy(bicubic(bursts, scale, image_shape))
+    out = torch.where(weights > 1e-3, values / weights.clamp(min=1e-3), fallback)
+    return out.numpy()
+
+
+def wiener_deconvolution(images, sigma, nsr):
+    """Wiener deconvolution of a Gaussian blur (mirror-padded FFT).
+
+    Parameters
+    ----------
+    images : ndarray of shape (n, H, W)
+    sigma : float
+        Standard deviation of the blur, in pixels.
+    nsr : float
+        Noise-to-signal ratio (the regularisation).
+
+    Returns
+    -------
+    ndarray of shape (n, H, W)
+    """
+    images = np.asarray(images, dtype=np.float64)
+    n, H, W = images.shape
+    pad = int(math.ceil(4 * sigma)) + 2
+    padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad)), mode="symmetric")
+    fy = np.fft.fftfreq(padded.shape[1])[:, None]
+    fx = np.fft.rfftfreq(padded.shape[2])[None, :]
+    otf = np.exp(-2 * (np.pi * sigma) ** 2 * (fx ** 2 + fy ** 2))
+    spectrum = np.fft.rfft2(padded)
+    restored = np.fft.irfft2(spectrum * otf / (otf ** 2 + nsr), s=padded.shape[1:])
+    return restored[:, pad:pad + H, pad:pad + W]

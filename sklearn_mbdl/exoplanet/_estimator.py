@@ -1,0 +1,631 @@
+"""ExoplanetSeparator: the estimator around the unrolled local ADI model."""
+
+import copy
+import functools
+import math
+import warnings
+
+import numpy as np
+import torch
+from sklearn.base import TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from ..metrics import find_peaks
+from .._base import (
+    SimulatedRows,
+    TorchEstimator,
+    check_number,
+    seeded,
+    to_numpy,
+    to_tensor,
+)
+from ._adi import gaussian_psf, search_field, snr_map
+from ._model import LocalADISeparator, _pad, _ring_svd, companion_signal, ring_geometry
+
+__all__ = ["ExoplanetSeparator"]
+
+
+def _resolve_frames(X, image_shape):
+    """``X`` as 2-D rows and the frame shape (see the class notes)."""
+    if isinstance(X, (list, tuple)) and len(X) and all(
+            isinstance(f, (np.ndarray, list, tuple)) for f in X):
+        shapes = {np.shape(f) for f in X}
+        if len(shapes) > 1:
+            raise ValueError(
+                f"frames of unequal size: got shapes {sorted(shapes)}; every frame "
+                "of an ADI sequence must have the same size.")
+        if len(next(iter(shapes))) == 2:
+            X = np.asarray(X)
+    if isinstance(X, np.ndarray) and X.ndim == 3:
+        shape = X.shape[1:]
+        if image_shape is not None and tuple(image_shape) != shape:
+            raise ValueError(
+                f"image_shape={tuple(image_shape)} but the frames are {shape}.")
+        return X.reshape(X.shape[0], -1), shape, True
+    return X, image_shape, False
+
+
+def _frame_shape(n_features, image_shape):
+    if image_shape is not None:
+        if len(tuple(image_shape)) != 2 or \
+                int(np.prod(image_shape)) != n_features:
+            raise ValueError(
+                f"image_shape={image_shape!r} does not match the {n_features} "
+                "features of X (h * w values per frame).")
+        return tuple(int(v) for v in image_shape)
+    side = int(round(math.sqrt(n_features)))
+    if side * side == n_features:
+        return (side, side)
+    return (1, n_features)
+
+
+def _training_rows(rng, n, *, positions, max_snr):
+    """Companion hypotheses for one epoch: random sky positions (the
+    candidate pixels, jittered by up to half a pixel), half of them with an
+    injected companion of S/N uniform in ``[0, max_snr]`` (annulus units),
+    the other half without; the target is the injected S/N."""
+    pick = positions[rng.randint(len(positions), size=n)]
+    pick = pick + rng.uniform(-0.5, 0.5, size=pick.shape)
+    snr = rng.uniform(0, max_snr, size=n) * (rng.rand(n) < 0.5)
+    X = np.concatenate([pick, snr[:, None]], 1).astype(np.float32)
+    return X, snr.astype(np.float32)
+
+
+class ExoplanetSeparator(TransformerMixin, TorchEstimator):
+    """Separate faint companions from stellar speckles in an ADI sequence.
+
+    The local model of the seed's last method, ``y = x + alpha H(p) +
+    noise`` (speckles ``x`` sparse in a dictionary, a companion of flux
+    ``alpha`` whose signature ``H(p)`` follows the field rotation), solved by
+    unrolled ISTA steps on the speckles alternating with flux steps (see
+    :class:`~sklearn_mbdl.exoplanet.LocalADISeparator`). ``fit`` learns from
+    the science cube itself: synthetic companions of known flux are
+    injected at random positions and the dictionary, thresholds and step
+    sizes are trained through skorch to recover their fluxes (labels)
+    while modelling the speckles. The surroundings of candidate companions
+    are left out of training, and the network that maps a quadrant of
+    position angle is trained on the opposite quadrant (cross-fitting), so
+    the detection map stays calibrated. :meth:`photometry` corrects the
+    fluxes of given companions for self-subtraction.
+
+    Samples are frames: ``X`` is ``(n_frames, h * w)`` (or ``(n_frames, h,
+    w)``), the parallactic ``angles`` are metadata of ``fit``,
+    ``transform``, ``flux_map``, ``detection_map`` and ``find_companions``.
+    With ``angles=None`` the frames are unrotated (all angles 0): the model
+    is still a valid speckle/background separator. With ``image_shape=None``
+    and 2-D ``X``, a frame of ``n`` features is a square image when ``n`` is
+    a perfect square and a one-row image ``(1, n)`` otherwise.
+
+    Parameters
+    ----------
+    psf : array-like of shape (sh, sw), default=None
+        Off-axis PSF (a companion of flux 1 is ``psf`` centred on it); a
+        Gaussian of ``fwhm`` (peak 1) when None, cropped to small frames.
+    fwhm : float, default=4.0
+        PSF full width at half maximum in pixels: the annuli's spacing.
+    patch_size : int, default=7
+        Side of the patch around a companion in each frame (odd).
+    n_components : int, default=16
+        Atoms per annulus (the mean and principal components at start).
+    n_layers : int, default=6
+        Unrolled iterations.
+    image_shape : (int, int), default=None
+        Frame shape for 2-D ``X`` (see above).
+    n_cleaning : int, default=8
+        Rounds of the photometry's correction for self-subtraction (see
+        :meth:`photometry`); 0 reports the uncorrected joint fit.
+    learn_dictionary : bool, default=True
+        Train the atoms and analysis maps too (at ``dictionary_lr`` times
+        ``lr``); False trains thresholds and steps only.
+    dictionary_lr : float, default=0.05
+    n_injections : int, default=1024
+        Synthetic companion hypotheses per epoch (fresh at every epoch), at
+        most one per candidate pixel.
+    max_snr : float, default=10.0
+        Injected companions have S/N uniform in ``[0, max_snr]``.
+    max_epochs : int, default=10
+    lr : float, default=1e-3
+    batch_size : int, default=64
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+    random_state : int, RandomState instance or None, default=None
+    verbose : int, default=0
+
+    Attributes
+    ----------
+    nets_ : list of 4 skorch.NeuralNetRegressor
+        The networks of the four quadrants of position angle (cross-fitting:
+        network ``f`` is trained on injections in quadrant ``f`` and maps
+        quadrant ``(f + 2) % 4``); ``nets_[f].module_`` is a trained
+        :class:`LocalADISeparator`.
+    net_ : skorch.NeuralNetRegressor
+        ``nets_[0]`` (it also gives :meth:`transform` its background model).
+    trained_error_, start_error_ : float
+        Squared error (S/N units) on held-out injections of the kept and of
+        the untrained networks, mean over the quadrants.
+    n_candidates_ : int
+        Candidate companions (S/N above 3 in the untrained map) whose
+        surroundings were left out of training.
+    image_shape_ : (int, int)
+    psf_ : ndarray
+    scale_ : float
+        Data scale the model works in (the cube's standard deviation).
+    noise_scale_ : ndarray of shape (n_rings,)
+        Standard deviation of the untrained flux estimate in each annulus,
+        the unit of the training targets.
+    n_features_in_ : int
+    device_ : str
+
+    Examples
+    --------
+    >>> from sklearn_mbdl import ExoplanetSeparator
+    >>> from sklearn_mbdl.datasets import make_adi_cube
+    >>> cube, angles, planets, psf = make_adi_cube(16, 32, n_planets=1,
+    ...                                            contrast=30, random_state=0)
+    >>> sep = ExoplanetSeparator(psf, max_epochs=2, random_state=0)
+    >>> sep = sep.fit(cube, angles=angles)
+    >>> sep.detection_map(cube, angles=angles).shape
+    (32, 32)
+    """
+
+    def __init__(self, psf=None, *, fwhm=4.0, patch_size=7, n_components=16,
+                 n_layers=6, image_shape=None, n_cleaning=8, learn_dictionary=True,
+                 dictionary_lr=0.05, n_injections=1024, max_snr=10.0,
+                 max_epochs=10, lr=1e-3, batch_size=64, device="cpu",
+                 random_state=None, verbose=0):
+        self.psf = psf
+        self.fwhm = fwhm
+        self.patch_size = patch_size
+        self.n_components = n_components
+        self.n_layers = n_layers
+        self.image_shape = image_shape
+        self.n_cleaning = n_cleaning
+        self.learn_dictionary = learn_dictionary
+        self.dictionary_lr = dictionary_lr
+        self.n_injections = n_injections
+        self.max_snr = max_snr
+        self.max_epochs = max_epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ----- checks -------------------------------------------------------------
+    def _check_params(self):
+        check_number(self.fwhm, "fwhm", min_val=0.5)
+        check_number(self.patch_size, "patch_size", min_val=1, integer=True)
+        if self.patch_size % 2 == 0:
+            raise ValueError(f"patch_size must be odd, got {self.patch_size}.")
+        check_number(self.n_components, "n_components", min_val=1, integer=True)
+        check_number(self.n_layers, "n_layers", min_val=1, integer=True)
+        check_number(self.n_cleaning, "n_cleaning", min_val=0, integer=True)
+        check_number(self.dictionary_lr, "dictionary_lr", min_val=0)
+        check_number(self.n_injections, "n_injections", min_val=1, integer=True)
+        check_number(self.max_snr, "max_snr", min_val=0, include_min=False)
+        check_number(self.max_epochs, "max_epochs", min_val=1, integer=True)
+        check_number(self.lr, "lr", min_val=0, include_min=False)
+        check_number(self.batch_size, "batch_size", min_val=1, integer=True)
+
+    def _check_angles(self, angles, n_frames):
+        if angles is None:
+            return np.zeros(n_frames)
+        angles = np.asarray(angles, dtype=np.float64)
+        if angles.ndim != 1 or angles.shape[0] != n_frames:
+            raise ValueError(
+                f"angles has {angles.size} values (shape {angles.shape}) but X "
+                f"has {n_frames} frames: one parallactic angle per frame.")
+        if not np.all(np.isfinite(angles)):
+            raise ValueError("angles contains NaN or infinite values.")
+        return angles
+
+    def _check_psf(self, shape):
+        if self.psf is None:
+            size = 2 * int(math.ceil(2 * self.fwhm)) + 1
+            fit = [min(size, s if s % 2 else s - 1) for s in shape]
+            return gaussian_psf(self.fwhm, tuple(max(f, 1) for f in fit))
+        psf = np.asarray(self.psf, dtype=np.float64)
+        if psf.ndim != 2 or psf.size == 0:
+            raise ValueError(f"psf must be a 2-D array, got shape {psf.shape}.")
+        if not np.all(np.isfinite(psf)):
+            raise ValueError("psf contains NaN or infinite values.")
+        if psf.shape[0] > shape[0] or psf.shape[1] > shape[1]:
+            raise ValueError(
+                f"the psf ({psf.shape[0]}x{psf.shape[1]}) is larger than the "
+                f"image ({shape[0]}x{shape[1]}).")
+        if not np.any(psf):
+            raise ValueError("psf is all zeros.")
+        return psf
+
+    def _validate(self, X, angles, *, reset):
+        """Rows, frame shape, whether the caller gave 3-D frames, angles."""
+        image_shape = self.image_shape if reset else self.image_shape_
+        if not reset:
+            check_is_fitted(self)
+        X, shape, cube_layout = _resolve_frames(X, image_shape)
+        X = self._validate_X(X, reset=reset)
+        shape = _frame_shape(X.shape[1], shape if reset else self.image_shape_)
+        return X, shape, cube_layout, self._check_angles(angles, X.shape[0])
+
+    # ----- fit ------------------------------------------------------------------
+    def _patch_shape(self, shape):
+        return tuple(min(self.patch_size, s if s % 2 else s - 1) for s in shape)
+
+    def fit(self, X, y=None, angles=None):  # noqa: C901
+        """Learn the speckle model of a science cube from injected companions.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_frames, h * w) or (n_frames, h, w)
+            The ADI sequence.
+        y : None
+            Ignored.
+        angles : array-like of shape (n_frames,), default=None
+            Parallactic angles in degrees (0 for every frame when None).
+
+        Returns
+        -------
+        self : ExoplanetSeparator
+        """
+        self._check_params()
+        X, shape, _, angles = self._validate(X, angles, reset=True)
+        psf = self._check_psf(shape)
+        self._setup_fit()
+        self.image_shape_ = shape
+        self.psf_ = psf
+        self.angles_ = angles
+        scale = float(np.std(X))
+        self.scale_ = scale if scale > 0 else 1.0
+        cube = (X / self.scale_).astype(np.float32)
+        args = dict(cube=cube, angles=angles, psf=psf, image_shape=shape,
+                    patch_shape=self._patch_shape(shape), fwhm=self.fwhm,
+                    n_components=min(self.n_components, X.shape[0]),
+                    n_layers=self.n_layers)
+        positions = self._positions(shape)
+        # the untrained model (atoms: the SVD of the annuli) maps the cube;
+        # the surroundings of its candidate companions (S/N above 3) are
+        # left out of training, so that a real companion is never a "no
+        # companion here" example the network would learn to subtract
+        start = LocalADISeparator(**args)
+        flux = self._map([start], None, torch.float32)
+        peaks = find_peaks(self._snr(flux), 3.0,
+                           min_distance=max(int(self.fwhm // 2), 1))
+        far = np.ones(len(positions), bool)
+        for x, y, _ in peaks:
+            far &= np.hypot(positions[:, 0] - x, positions[:, 1] - y) > 1.5 * self.fwhm
+        if far.sum() >= max(10, len(positions) // 4):
+            positions = positions[far]
+        self.n_candidates_ = len(peaks)
+        # the unit of the targets: the untrained estimate's spread per annulus
+        alpha = flux[positions[:, 1].astype(int), positions[:, 0].astype(int)]
+        rings = start.ring_of(torch.as_tensor(positions, dtype=torch.float32)).numpy()
+        noise = np.ones(len(start.centres))
+        for j in np.unique(rings):
+            values = alpha[rings == j]
+            mad = 1.4826 * np.median(np.abs(values - np.median(values)))
+            noise[j] = mad if mad > 0 else 1.0
+        # (a floor keeps tiny or constant annuli from inflating the targets)
+        noise = np.maximum(noise, 1e-3 * np.median(noise))
+        args["dictionary"] = start.dictionary.detach()[..., :-1].numpy()
+        self.noise_scale_ = noise
+        args["noise_scale"] = noise
+        # cross-fitting: the field is cut into four quadrants of position
+        # angle; the network that maps a quadrant is trained on injections
+        # in the opposite one only, so no map value comes from a network
+        # that saw (and could have memorised) the noise there
+        sectors = self._sector(positions, shape)
+        # the atoms learn at a small fraction of the rate (or not at all)
+        atom_lr = self.lr * self.dictionary_lr if self.learn_dictionary else 0.0
+        groups = [("dictionary", {"lr": atom_lr}), ("adjoint", {"lr": atom_lr})]
+        module_kw = {f"module__{k}": v for k, v in args.items()}
+        initial = LocalADISeparator(**args).state_dict()
+        self.nets_, errors, n_kept = [], [], 0
+        for fold in range(4):
+            own = positions[sectors == fold]
+            mapped = positions[sectors == (fold + 2) % 4]
+            if len(own) < 10 or len(mapped) < 10:    # tiny frames: every position
+                own = mapped = positions
+            simulate = functools.partial(_training_rows, positions=own,
+                                         max_snr=self.max_snr)
+            rng = np.random.RandomState(self._seed + fold)
+            n_injections = max(min(self.n_injections // 4, len(own)), 1)
+            X_fit, y_fit = simulate(rng, n_injections)
+            # held out: injections in the quadrant this network will map, so
+            # early stopping and the final check see whether what it learned
+            # carries over to pixels it was not trained on
+            X_valid, y_valid = _training_rows(rng, max(n_injections // 4, 20),
+                                              positions=mapped, max_snr=self.max_snr)
+            callbacks = [("simulate", SimulatedRows(simulate, X_fit, y_fit, 0,
+                                                    self._seed + 10 + fold))]
+            with seeded(self._seed + fold, self.device_):
+                self.net_ = self._make_net(
+                    LocalADISeparator, criterion=nn.MSELoss, callbacks=callbacks,
+                    valid=(X_valid, y_valid), patience=5,
+                    optimizer__param_groups=groups, **module_kw)
+                self._train(self.net_, X_fit, y_fit)
+            X_check = to_tensor(X_valid, self._inference_device())
+            kept, trained, untrained = self._keep_better_of(
+                {k: v.to(self._inference_device()) for k, v in initial.items()},
+                lambda: self._error(X_check, y_valid))
+            self.nets_.append(self.net_)
+            errors.append((trained, untrained))
+            n_kept += kept
+        self.net_ = self.nets_[0]
+        self.trained_error_, self.start_error_ = np.mean(errors, axis=0)
+        if n_kept < 4:
+            warnings.warn(
+                f"ExoplanetSeparator: training did not improve the flux estimates "
+                f"on held-out injections for {4 - n_kept} of the 4 quadrants' "
+                "networks; they keep the untrained model.", UserWarning)
+        return self
+
+    @staticmethod
+    def _sector(positions, shape):
+        """Quadrant (0-3) of the position angle of sky positions ``(x, y)``."""
+        h, w = shape
+        angle = np.arctan2(positions[:, 1] - (h - 1) / 2, positions[:, 0] - (w - 1) / 2)
+        return np.floor(np.mod(angle, 2 * np.pi) / (np.pi / 2)).astype(int) % 4
+
+    def _cleaned_fluxes(self, cube, args, where, found):
+        """Fluxes of companions at ``where`` free of self-subtraction.
+
+        The annuli's SVD of the frames contains the companions too (the
+        self-subtraction of PCA-ADI): the companions are taken out of the
+        frames (their modelled signature, at their estimated flux) and the
+        SVD is redone. The estimate ``a(s)`` after taking out a flux ``s``
+        grows as ``a(s) = a0 + c s`` (``c`` the share of a companion the
+        atoms absorb), so the fixed point ``a(s) = s`` is found by secant
+        steps (``n_cleaning`` rounds).
+        """
+        _, masks, _, _ = ring_geometry(args["image_shape"], self.fwhm,
+                                       args["patch_shape"])
+        dtype = torch.float64
+        angles = torch.as_tensor(args["angles"], dtype=dtype)
+        psf = torch.as_tensor(args["psf"], dtype=dtype)
+        where = torch.as_tensor(where, dtype=dtype)
+        history_s, history_a = [np.zeros(len(found))], [found]
+        taken = np.zeros(len(found))
+        for _ in range(self.n_cleaning):
+            if len(history_s) == 1:
+                new = found                                   # fixed-point step
+            else:
+                # secant step on a(s) = a0 + c s, c fitted by least squares
+                # on the last three rounds and kept in [0, 0.95]; a step is at
+                # most twice the current estimate (noisy slopes overshoot)
+                S, A = np.array(history_s[-3:]), np.array(history_a[-3:])
+                Sc, Ac = S - S.mean(0), A - A.mean(0)
+                denom = (Sc ** 2).sum(0)
+                slope = np.divide((Sc * Ac).sum(0), denom, out=np.zeros_like(denom),
+                                  where=denom > 1e-18 * max(np.abs(A).max(), 1e-300) ** 2)
+                slope = np.clip(slope, 0.0, 0.95)
+                step = (found - taken) / (1 - slope)
+                limit = 2 * np.maximum(np.abs(found), np.abs(taken))
+                new = taken + np.clip(step, -limit, limit)
+            # at most 1000 times the uncorrected estimate (a guard only)
+            new = np.clip(new, 0.0, 1000 * np.clip(history_a[0], 0.0, None))
+            taken = new
+            signal = companion_signal(where, torch.as_tensor(taken, dtype=dtype),
+                                      angles, args["image_shape"], psf,
+                                      args["patch_shape"], len(args["cube"])).numpy()
+            atoms = _ring_svd(args["cube"] - signal, masks, args["n_components"])
+            module = LocalADISeparator(**{**args, "dictionary": atoms}).double()
+            with torch.no_grad():
+                clean = _pad(torch.as_tensor(args["cube"] - signal, dtype=dtype))
+                shared = module.projections(weight_cube=clean)
+                found = module.flux(where, shared=shared).numpy()
+            history_s.append(taken)
+            history_a.append(found)
+        return found, module, shared
+
+    def photometry(self, X, positions, angles=None, *, refine=False):
+        """Fluxes of companions at given sky positions, corrected for
+        self-subtraction.
+
+        The model-based characterisation step (the detection map's fluxes
+        are not corrected): the untrained model on the SVD atoms of ``X``,
+        whose companions at ``positions`` are taken out before the SVD, by
+        ``n_cleaning`` secant steps to the fixed point where the flux taken
+        out equals the flux found.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_frames, h * w) or (n_frames, h, w)
+        positions : array-like of shape (n_companions, 2)
+            ``(x, y)`` sky positions (pixels, derotated frame).
+        angles : array-like of shape (n_frames,), default=None
+        refine : bool, default=False
+            Also refine the positions: once the companions are taken out of
+            the atoms, each one's flux is mapped on a grid of half-pixel
+            steps within a pixel of its position and the maximum kept, then
+            its flux is measured there.
+
+        Returns
+        -------
+        flux : ndarray of shape (n_companions,)
+        positions : ndarray of shape (n_companions, 2)
+            Only with ``refine=True``: the refined positions.
+        """
+        X, shape, _, angles = self._validate(X, angles, reset=False)
+        positions = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
+        if not np.all(np.isfinite(positions)):
+            raise ValueError("positions contains NaN or infinite values.")
+        if len(positions) == 0:
+            return np.zeros(0)
+        cube = X.astype(np.float64) / self.scale_
+        args = dict(cube=cube, angles=angles, psf=self.psf_, image_shape=shape,
+                    patch_shape=self._patch_shape(shape), fwhm=self.fwhm,
+                    n_components=min(self.n_components, X.shape[0]),
+                    n_layers=self.n_layers)
+        module = LocalADISeparator(**args).double()
+        with torch.no_grad():
+            found = module.flux(torch.as_tensor(positions)).numpy()
+        if self.n_cleaning:
+            found, module, shared = self._cleaned_fluxes(cube, args, positions, found)
+            if refine:
+                steps = np.array([-1.0, -0.5, 0.0, 0.5, 1.0])
+                grid = np.stack(np.meshgrid(steps, steps), -1).reshape(-1, 2)
+                for i in range(len(positions)):
+                    trial = torch.as_tensor(positions[i] + grid)
+                    with torch.no_grad():
+                        values = module.flux(trial, shared=shared).numpy()
+                    positions[i] = positions[i] + grid[np.argmax(values)]
+                with torch.no_grad():
+                    found = module.flux(torch.as_tensor(positions)).numpy()
+                found, _, _ = self._cleaned_fluxes(cube, args, positions, found)
+        if refine:
+            return found * self.scale_, positions
+        return found * self.scale_
+
+    def _error(self, X, y):
+        with torch.no_grad():
+            pred = self.net_.module_(X).cpu().numpy()
+        error = float(np.mean((pred - y) ** 2))
+        return error if np.isfinite(error) else np.inf
+
+    def _field(self, shape):
+        return search_field(shape, self.fwhm, self._patch_shape(shape))
+
+    def _positions(self, shape, field=None):
+        """Candidate sky positions ``(x, y)``: the pixel centres of the field
+        (all pixels when ``field`` is False)."""
+        h, w = shape
+        yy, xx = np.mgrid[:h, :w]
+        keep = self._field(shape).ravel() if field is None else \
+            np.ones(h * w, bool)
+        return np.stack([xx.ravel(), yy.ravel()], 1)[keep].astype(np.float64)
+
+    # ----- inference ----------------------------------------------------------
+    def _modules(self, X, angles):
+        """Every quadrant's network, in the dtype of ``X``, and the cube."""
+        dtype = torch.float64 if X.dtype == np.float64 else torch.float32
+        device = self._inference_device()
+        modules = []
+        for net in self.nets_:
+            module = copy.deepcopy(net.module_).to(dtype=dtype)
+            module.angles = to_tensor(angles, device, dtype)
+            modules.append(module)
+        cube = _pad(to_tensor(X / self.scale_, device, dtype))
+        return modules, cube, dtype
+
+    def transform(self, X, angles=None):
+        """The frames with the speckle background removed.
+
+        The background of each frame is its fit by the unrolled model (the
+        first quadrant's network) with no companion (``alpha = 0``); the speckles are fixed in the frame, so
+        ``angles`` (validated) do not change it, and each frame is processed
+        on its own.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_frames, h * w) or (n_frames, h, w)
+        angles : array-like of shape (n_frames,), default=None
+
+        Returns
+        -------
+        residuals : ndarray of the layout and dtype of ``X``
+        """
+        X, shape, cube_layout, angles = self._validate(X, angles, reset=False)
+        modules, cube, _ = self._modules(X, angles)
+        with torch.no_grad():
+            background = modules[0].background(cube)
+        out = X - to_numpy(background, X.dtype) * self.scale_
+        return out.reshape(-1, *shape) if cube_layout else out
+
+    def _map(self, modules, cube, dtype, chunk=256):
+        """Flux estimate at every pixel, in the modules' units: a position in
+        quadrant ``q`` is mapped by network ``(q + 2) % 4`` (one module: by
+        it everywhere)."""
+        shape = modules[0].image_shape
+        positions = self._positions(shape, field=False)
+        owner = (self._sector(positions, shape) + 2) % 4 if len(modules) == 4 \
+            else np.zeros(len(positions), int)
+        flux = np.empty(len(positions))
+        with torch.no_grad():
+            for index, module in enumerate(modules):
+                rows = np.flatnonzero(owner == index)
+                where = to_tensor(positions[rows], module.cube.device, dtype)
+                shared = module.projections(cube)
+                for start in range(0, len(rows), chunk):
+                    alpha = module.flux(where[start:start + chunk], shared=shared)
+                    flux[rows[start:start + chunk]] = to_numpy(alpha, np.float64)
+        return flux.reshape(shape)
+
+    def flux_map(self, X, angles=None, *, chunk=256):
+        """Flux estimate of a companion at every sky pixel (PSF units).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_frames, h * w) or (n_frames, h, w)
+        angles : array-like of shape (n_frames,), default=None
+        chunk : int, default=256
+            Positions per batch.
+
+        Returns
+        -------
+        flux : ndarray of shape (h, w)
+        """
+        X, shape, _, angles = self._validate(X, angles, reset=False)
+        modules, cube, dtype = self._modules(X, angles)
+        return self._map(modules, cube, dtype, chunk) * self.scale_
+
+    def detection_map(self, X, angles=None):
+        """S/N map: the flux map over its robust spread in annuli of 1 FWHM.
+
+        The spread is 1.4826 times the median absolute deviation of the flux
+        estimates in the annulus, so a few companions do not inflate it and
+        a value of 5 is a 5-sigma detection under Gaussian noise; the map is
+        0 outside the field searched: within 1 FWHM of the star, and beyond
+        the largest circle whose companions' patches stay inside the frames.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_frames, h * w) or (n_frames, h, w)
+        angles : array-like of shape (n_frames,), default=None
+
+        Returns
+        -------
+        snr : ndarray of shape (h, w)
+        """
+        flux = self.flux_map(X, angles)
+        return self._snr(flux)
+
+    def _snr(self, flux):
+        return snr_map(flux, self.fwhm, patch_shape=self._patch_shape(flux.shape))
+
+    def find_companions(self, X, angles=None, *, threshold=5.0):
+        """Companions detected above ``threshold`` in the detection map.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_frames, h * w) or (n_frames, h, w)
+        angles : array-like of shape (n_frames,), default=None
+        threshold : float, default=5.0
+
+        Returns
+        -------
+        companions : structured ndarray
+            Fields ``x``, ``y`` (pixels, derotated frame), ``separation``,
+            ``flux`` (from :meth:`photometry`: corrected for
+            self-subtraction, at the refined position) and ``snr`` (the
+            detection map's peak), brightest first.
+        """
+        check_number(threshold, "threshold")
+        flux = self.flux_map(X, angles)
+        snr = self._snr(flux)
+        h, w = flux.shape
+        peaks = find_peaks(snr, threshold, min_distance=max(int(self.fwhm // 2), 1))
+        out = np.zeros(len(peaks), dtype=[("x", float), ("y", float),
+                                          ("separation", float), ("flux", float),
+                                          ("snr", float)])
+        fluxes, where = self.photometry(X, peaks[:, :2], angles, refine=True) \
+            if len(peaks) else ([], peaks[:, :2])
+        peaks[:, :2] = where
+        for i, (x, y, value) in enumerate(peaks):
+            out[i] = (x, y, np.hypot(x - (w - 1) / 2, y - (h - 1) / 2),
+                      fluxes[i], value)
+        return out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags

@@ -1,0 +1,203 @@
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from sklearn_mbdl import ExoplanetSeparator
+from sklearn_mbdl.datasets import make_adi_cube
+from sklearn_mbdl.exoplanet import (
+    LocalADISeparator,
+    derotate,
+    paco_map,
+    pca_adi,
+    search_field,
+)
+from sklearn_mbdl.exoplanet._model import _ring_svd, companion_signal, ring_geometry
+from sklearn_mbdl.metrics import detection_counts, detection_roc, snr_at
+
+FWHM = 4.0
+
+
+@pytest.fixture(scope="module")
+def bright():
+    """A small cube with one bright companion (and its planet-free twin)."""
+    cube, angles, planets, psf = make_adi_cube(24, 40, n_planets=1, contrast=12.0,
+                                               random_state=3)
+    empty, _, _, _ = make_adi_cube(24, 40, n_planets=0, random_state=4)
+    return cube, angles, planets, psf, empty
+
+
+@pytest.fixture(scope="module")
+def fitted(bright, device):
+    cube, angles, _, psf, _ = bright
+    return ExoplanetSeparator(psf, max_epochs=3, device=device,
+                              random_state=0).fit(cube, angles=angles)
+
+
+def test_make_adi_cube_puts_planets_where_it_says():
+    cube, angles, planets, psf = make_adi_cube(16, 48, n_planets=2, contrast=40.0,
+                                               rotation_range=50.0, random_state=0)
+    assert cube.shape == (16, 48, 48) and angles.shape == (16,)
+    assert np.ptp(angles) == pytest.approx(50.0)
+    assert psf.shape[0] % 2 == 1 and psf.max() == pytest.approx(1.0)
+    residual = pca_adi(cube, angles, 2)
+    for p in planets:
+        assert snr_at(residual, (p["x"], p["y"]), FWHM) > 5
+        assert p["separation"] == pytest.approx(
+            np.hypot(p["x"] - 23.5, p["y"] - 23.5))
+    again = make_adi_cube(16, 48, n_planets=2, contrast=40.0,
+                          rotation_range=50.0, random_state=0)
+    np.testing.assert_array_equal(again[0], cube)
+
+
+def test_trajectory_follows_rotation():
+    """The model's companion signature agrees with derotation (both use
+    operators.rotate's convention)."""
+    angles = np.linspace(-30, 30, 5)
+    psf = torch.ones(1, 1, dtype=torch.float64)
+    position = torch.tensor([[20.0, 10.0]], dtype=torch.float64)
+    signal = companion_signal(position, torch.ones(1, dtype=torch.float64),
+                              torch.from_numpy(angles), (32, 32), psf, (1, 1), 5)
+    frames = derotate(signal.numpy().reshape(5, 32, 32), angles)
+    row, col = np.unravel_index(np.argmax(frames.mean(0)), (32, 32))
+    assert (col, row) == (20, 10)
+
+
+def test_untrained_model_recovers_a_modelled_companion(bright):
+    """Untrained, the network is block coordinate descent on the joint fit:
+    a companion with the model's signature, absent from the atoms, comes
+    back with its flux."""
+    _, angles, _, psf, empty = bright
+    cube = empty.reshape(24, -1) / empty.std()
+    args = dict(cube=cube, angles=angles, psf=psf, image_shape=(40, 40),
+                patch_shape=(7, 7), fwhm=FWHM, n_components=4, n_layers=20)
+    module = LocalADISeparator(**args).double()
+    where = torch.tensor([[30.0, 22.0], [12.0, 15.0]], dtype=torch.float64)
+    with torch.no_grad():
+        base = module.flux(where)
+        injected = module.flux(where, inject=torch.tensor([2.0, 3.0],
+                                                          dtype=torch.float64))
+    np.testing.assert_allclose((injected - base).numpy(), [2.0, 3.0], rtol=0.02)
+
+
+def test_bright_companion_found_with_its_flux(bright, fitted):
+    cube, angles, planets, _, _ = bright
+    found = fitted.find_companions(cube, angles=angles, threshold=5.0)
+    assert len(found) == 1
+    p = planets[0]
+    assert np.hypot(found["x"][0] - p["x"], found["y"][0] - p["y"]) <= 1.5
+    assert found["flux"][0] / p["flux"] == pytest.approx(1.0, abs=0.2)
+    assert found["snr"][0] > 5
+
+
+def test_no_detection_on_a_planet_free_cube(bright, device):
+    _, angles, _, psf, empty = bright
+    est = ExoplanetSeparator(psf, max_epochs=3, device=device,
+                             random_state=0).fit(empty, angles=angles)
+    assert len(est.find_companions(empty, angles=angles, threshold=5.0)) == 0
+    snr = est.detection_map(empty, angles=angles)
+    assert snr.shape == (40, 40)
+    assert 0.7 < np.std(snr[snr != 0]) < 1.4       # calibrated: unit spread
+
+
+def test_photometry_free_of_self_subtraction(bright, fitted):
+    """PCA-ADI loses most of a close companion's flux; the model's
+    photometry (companions taken out before the SVD) does not."""
+    cube, angles, planets, _, _ = bright
+    p = planets[0]
+    i, j = int(round(p["y"])), int(round(p["x"]))
+    pca = pca_adi(cube, angles, 5)[i, j] / p["flux"]
+    ours = fitted.photometry(cube, [(p["x"], p["y"])], angles=angles)[0] / p["flux"]
+    assert pca < 0.6
+    assert ours == pytest.approx(1.0, abs=0.15)
+    assert fitted.find_companions(cube, angles=angles)["flux"][0] / p["flux"] \
+        == pytest.approx(1.0, abs=0.2)
+
+
+def test_cross_fitting_maps_each_quadrant_with_the_opposite_network(bright, fitted):
+    """A position in quadrant q is mapped by the network trained on quadrant
+    q + 2: silencing that network's flux steps zeroes exactly that quadrant."""
+    cube, angles, _, _, _ = bright
+    assert len(fitted.nets_) == 4
+    est = copy.deepcopy(fitted)
+    with torch.no_grad():
+        est.nets_[2].module_.flux_step.zero_()
+    flux = est.flux_map(cube, angles=angles)
+    yy, xx = np.mgrid[:40, :40]
+    quadrant = (np.floor(np.mod(np.arctan2(yy - 19.5, xx - 19.5), 2 * np.pi)
+                         / (np.pi / 2)).astype(int) % 4)
+    assert np.all(flux[quadrant == 0] == 0)
+    assert np.all(flux[quadrant != 0] != 0)
+
+
+def test_transform_removes_speckles_and_keeps_layout(bright, fitted):
+    cube, angles, _, _, _ = bright
+    residual = fitted.transform(cube, angles=angles)
+    assert residual.shape == cube.shape
+    assert np.sum(residual ** 2) < 0.2 * np.sum(cube ** 2)
+    flat = fitted.transform(cube.reshape(24, -1).astype(np.float32))
+    assert flat.shape == (24, 1600) and flat.dtype == np.float32
+    np.testing.assert_allclose(flat.reshape(cube.shape), residual, rtol=1e-3,
+                               atol=1e-3 * np.abs(residual).max())
+    # frames are processed independently
+    np.testing.assert_allclose(fitted.transform(cube[:5]), residual[:5], atol=1e-12)
+
+
+def test_baselines_see_a_companion():
+    cube, angles, planets, psf = make_adi_cube(24, 40, n_planets=1, contrast=6.0,
+                                               random_state=3)
+    p = planets[0]
+    flux, sigma = paco_map(cube, angles, psf, patch_size=5)
+    snr = np.where(search_field((40, 40), FWHM, (5, 5)), flux / sigma, 0.0)
+    row, col = np.unravel_index(np.argmax(snr), snr.shape)
+    assert np.hypot(col - p["x"], row - p["y"]) < 2 and snr[row, col] > 3
+    assert snr_at(pca_adi(cube, angles, 3, annular=True), (p["x"], p["y"]), FWHM) > 3
+
+
+def test_detection_metrics():
+    image = np.zeros((32, 32))
+    image[10, 20] = 8.0
+    image[25, 5] = 6.0
+    assert detection_counts(image, [(20.0, 10.0)], 5.0, fwhm=2.0) == (1, 1)
+    assert detection_counts(image, [(21.0, 10.0)], 7.0, fwhm=2.0) == (1, 0)
+    assert detection_counts(image, np.zeros((0, 2)), 5.0, fwhm=2.0) == (0, 2)
+    tpr, false = detection_roc([image, image], [[(20.0, 10.0)], []],
+                               [5.0, 7.0, 9.0], fwhm=2.0)
+    np.testing.assert_allclose(tpr, [1.0, 1.0, 0.0])
+    np.testing.assert_array_equal(false, [3, 1, 0])
+    rng = np.random.RandomState(0)
+    noise = rng.standard_normal((64, 64))
+    values = [snr_at(noise, (31.5 + 16 * np.cos(a), 31.5 + 16 * np.sin(a)), 4.0)
+              for a in np.linspace(0, 2 * np.pi, 8, endpoint=False)]
+    assert abs(np.mean(values)) < 1.5
+    with pytest.raises(ValueError, match="too close"):
+        snr_at(noise, (32.0, 33.0), 4.0)
+
+
+def test_bad_input(bright):
+    cube, angles, _, psf, _ = bright
+    est = ExoplanetSeparator(psf, max_epochs=1)
+    with pytest.raises(ValueError, match="angles"):
+        est.fit(cube, angles=angles[:-1])
+    with pytest.raises(ValueError, match="unequal size"):
+        est.fit([cube[0], cube[1, :-1]])
+    bad = cube.copy()
+    bad[3, 5, 5] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        est.fit(bad, angles=angles)
+    with pytest.raises(ValueError, match="larger than the image"):
+        ExoplanetSeparator(np.ones((41, 41))).fit(cube, angles=angles)
+    with pytest.raises(ValueError, match="patch_size"):
+        ExoplanetSeparator(patch_size=4).fit(cube)
+    with pytest.raises(ValueError, match="image_shape"):
+        ExoplanetSeparator(image_shape=(3, 3)).fit(cube.reshape(24, -1))
+
+
+def test_ring_atoms_cover_every_pixel():
+    centres, masks, nearest, _ = ring_geometry((40, 40), FWHM, (7, 7))
+    assert masks[nearest, np.arange(1600)].all()
+    atoms = _ring_svd(np.random.RandomState(0).standard_normal((6, 1600)), masks, 3)
+    gram = np.einsum("rcn,rdn->rcd", atoms, atoms)
+    np.testing.assert_allclose(gram, np.broadcast_to(np.eye(3), gram.shape), atol=1e-5)
+    assert centres[0] == 0
