@@ -107,7 +107,7 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
         Training epochs (one fresh simulated burst per image per epoch). The
         network starts as a working restorer (the shipped denoiser and the
         half-quadratic schedule), so few epochs fine-tune it; the benchmark
-        trains 1600 patches for 8 epochs.
+        trains 2400 patches for 10 epochs.
     lr : float, default=1e-4
         Adam learning rate of the CNN (cosine schedule to 0); the step sizes
         learn at ``100 * lr``.
