@@ -151,10 +151,16 @@ def gaussian_kernel(sigma, size=None):
         size = 2 * int(np.ceil(3 * sigma)) + 1
     if not isinstance(size, numbers.Integral) or size < 1 or size % 2 == 0:
         raise ValueError(f"size must be a positive odd integer, got {size!r}.")
+    g = _gaussian_window(sigma, size)
+    return np.outer(g, g)
+
+
+def _gaussian_window(sigma, size):
+    """Normalised 1-D Gaussian of ``size`` (odd) samples; the separable
+    factor of :func:`gaussian_kernel` and of the burst operator's blur."""
     t = np.arange(size) - size // 2
     g = np.exp(-0.5 * (t / sigma) ** 2)
-    kernel = np.outer(g, g)
-    return kernel / kernel.sum()
+    return g / g.sum()
 
 
 class GaussianBlur(Blur):

@@ -22,6 +22,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ._blur import _gaussian_window
 from ._imaging import ImageOperator
 from ._warp import MOTION_MODELS, warp
 
@@ -53,9 +54,8 @@ def decimation_factors(image_shape, scale):
 
 def _kernel_1d(sigma, like):
     radius = max(int(math.ceil(3.0 * sigma)), 1)
-    t = torch.arange(-radius, radius + 1, dtype=like.dtype, device=like.device)
-    g = torch.exp(-0.5 * (t / sigma) ** 2)
-    return g / g.sum()
+    return torch.as_tensor(_gaussian_window(sigma, 2 * radius + 1),
+                           dtype=like.dtype, device=like.device)
 
 
 def gaussian_filter(images, sigma):
