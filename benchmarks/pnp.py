@@ -9,11 +9,13 @@ noise 0.01 and 0.03, and 4x Cartesian MRI (noise 0.01), on 256 x 256 centre
 crops of the TEST_IMAGES. The denoiser is trained once, on patches of the
 TRAIN_IMAGES only, and reused for every operator and noise level. Every
 method's parameters (``rho`` for ours, the regularisation weight for
-deepinv's) are picked on a small grid by the PSNR on two 256 x 256 crops of
-TRAIN_IMAGES (never on the test images).
+deepinv's) are picked on a small grid by the PSNR on three 256 x 256 crops of
+TRAIN_IMAGES (never on the test images). ``cnn-x8`` is the same network with
+the x8 self-ensemble (``PnPRestorer(self_ensemble=True)``).
 
     python benchmarks/pnp.py            # trains (15-26 min on 1 thread), writes
                                         # benchmarks/results/pnp.md and pnp_*.png
+    python benchmarks/pnp.py --pretrained   # the shipped denoiser, no training
 """
 
 import argparse
@@ -27,6 +29,7 @@ import torch
 
 from sklearn_mbdl import PnPRestorer
 from sklearn_mbdl.datasets import extract_patches, load_images
+from sklearn_mbdl.denoisers import load_pretrained
 from sklearn_mbdl.metrics import nmse_db, psnr
 from sklearn_mbdl.operators import GaussianBlur, SubsampledFourier, cartesian_mask
 
@@ -35,6 +38,8 @@ RESULTS = os.path.join(HERE, "results")
 SIZE = 256
 ALGORITHMS = ("admm", "hqs", "pgd")
 PRIORS = ("cnn", "tv", "wavelet")
+#: tuning pictures (TRAIN_IMAGES, never tested on): 256x256 centre crops
+TUNE_NAMES = ("rocket", "motorcycle_left", "clock")
 RHO_GRID = {"cnn": [0.003, 0.006, 0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8],
             "tv": [0.001, 0.003, 0.01, 0.03, 0.1, 0.3],
             "wavelet": [0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0]}
@@ -70,6 +75,16 @@ def train_restorer(n_patches=4000, patch_size=40, max_epochs=40, batch_size=16,
         with open(cache, "wb") as f:
             pickle.dump((restorer, seconds), f)
     return restorer, seconds
+
+
+def pretrained_restorer():
+    """A restorer holding the shipped denoiser (``load_pretrained``'s
+    weights, which an earlier run of this script trained and saved with
+    ``--save-weights``), without training it again."""
+    patches = extract_patches(load_images("train"), 8, 16, random_state=0)
+    restorer = PnPRestorer(max_epochs=1, random_state=0).fit(patches)
+    restorer.net_.module_.load_state_dict(load_pretrained().module.state_dict())
+    return restorer, None
 
 
 def deepinv_peer(kernel, noise, Y_tune, X_tune, Y_test, X_test, ours_tv_first,
@@ -153,6 +168,9 @@ def main(argv=None):
     parser.add_argument("--max-epochs", type=int, default=40)
     parser.add_argument("--cache", default=None,
                         help="pickle of the trained restorer (reused when present)")
+    parser.add_argument("--pretrained", action="store_true",
+                        help="use the shipped denoiser (load_pretrained) instead of "
+                             "training one")
     parser.add_argument("--save-weights", default=None,
                         help="write the trained denoiser's state dict here")
     parser.add_argument("--threads", type=int, default=1)
@@ -166,8 +184,11 @@ def main(argv=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    restorer, train_seconds = train_restorer(args.n_patches, args.patch_size,
-                                             args.max_epochs, cache=args.cache)
+    if args.pretrained:
+        restorer, train_seconds = pretrained_restorer()
+    else:
+        restorer, train_seconds = train_restorer(args.n_patches, args.patch_size,
+                                                 args.max_epochs, cache=args.cache)
     if args.save_weights:
         state = {k: v.detach().cpu().float()
                  for k, v in restorer.net_.module_.state_dict().items()}
@@ -183,20 +204,17 @@ def main(argv=None):
     if args.quick:
         test = dict(list(test.items())[:2])
     X_test = np.stack(list(test.values()))
-    tune_names = ("rocket", "motorcycle_left")
-    X_tune = np.stack([centre_crop(img, 128) for img in
-                       load_images(list(tune_names)).values()]).astype(np.float32)
+    X_tune = np.stack([centre_crop(img) for img in
+                       load_images(list(TUNE_NAMES)).values()]).astype(np.float32)
     rng = np.random.RandomState(0)
     kernel = GaussianBlur(1.6, 25).kernel
     settings = [
-        ("deblur", 0.01, GaussianBlur(1.6, 25), GaussianBlur(1.6, 25)),
-        ("deblur", 0.03, GaussianBlur(1.6, 25), GaussianBlur(1.6, 25)),
-        ("mri", 0.01,
-         SubsampledFourier(cartesian_mask((SIZE, SIZE), 4, random_state=0)),
-         SubsampledFourier(cartesian_mask((128, 128), 4, random_state=0))),
+        ("deblur", 0.01, GaussianBlur(1.6, 25)),
+        ("deblur", 0.03, GaussianBlur(1.6, 25)),
+        ("mri", 0.01, SubsampledFourier(cartesian_mask((SIZE, SIZE), 4, random_state=0))),
     ]
     all_runs, peers, observed = {}, {}, {}
-    for task, noise, operator, tune_operator in settings:
+    for task, noise, operator in settings:
         key = f"{task} {noise}"
         print(f"\n== {key}: {operator!r}, noise {noise}", flush=True)
 
@@ -204,15 +222,14 @@ def main(argv=None):
             Y = op(torch.from_numpy(X.astype(np.float64))).numpy()
             return (Y + noise * rng.standard_normal(Y.shape)).astype(np.float32)
 
-        Y_test, Y_tune = simulate(operator, X_test), simulate(tune_operator, X_tune)
+        Y_test, Y_tune = simulate(operator, X_test), simulate(operator, X_tune)
         start_images = operator.initial(torch.from_numpy(Y_test)).numpy()
         observed[key] = dict(psnr=float(np.mean(psnr(X_test, start_images, data_range=1.0,
                                                      per_image=True))),
                              nmse=nmse_db(X_test, start_images))
         print(f"  observation ({'A^T y' if task == 'mri' else 'y'}): PSNR "
               f"{observed[key]['psnr']:.2f} dB, NMSE {observed[key]['nmse']:.2f} dB")
-        runs = tune_and_run(restorer, operator, tune_operator, noise, Y_tune, X_tune,
-                                  Y_test, X_test)
+        runs = tune_and_run(restorer, operator, noise, Y_tune, X_tune, Y_test, X_test)
         all_runs[key] = runs
         if task == "deblur":
             peers[key] = deepinv_peer(kernel, noise, Y_tune, X_tune, Y_test, X_test,
@@ -246,19 +263,26 @@ def write_report(args, all_runs, peers, observed, train_seconds, restorer, X_tes
     lines = [
         "# PnPRestorer: plug-and-play restoration (issue 5)",
         "",
-        f"Command: `python benchmarks/pnp.py{' --cache ...' if args.cache else ''}` "
+        f"Command: `python benchmarks/pnp.py{' --cache ...' if args.cache else ''}"
+        f"{' --pretrained' if args.pretrained else ''}` "
         f"(CPU, {args.threads} thread{'s' if args.threads > 1 else ''}, float32).",
         "",
-        f"Learned denoiser: `DenoisingCNN`, {n_params} parameters, trained once by "
-        f"`PnPRestorer.fit` on {args.n_patches} patches {args.patch_size}x{args.patch_size} "
-        f"of TRAIN_IMAGES, {args.max_epochs} epochs (fresh noise, levels uniform in "
-        f"[0, 0.2], every epoch) in {train_seconds / 60:.1f} min; reused for every "
-        "operator and noise level below through `set_params` (no refit).",
+        (f"Learned denoiser: `DenoisingCNN`, {n_params} parameters, the shipped one "
+         "(`load_pretrained`: trained by an earlier run of this script through "
+         "`PnPRestorer.fit` on 4000 patches 40x40 of TRAIN_IMAGES, 40 epochs, noise "
+         "levels uniform in [0, 0.2], in 25.9 min)" if train_seconds is None else
+         f"Learned denoiser: `DenoisingCNN`, {n_params} parameters, trained once by "
+         f"`PnPRestorer.fit` on {args.n_patches} patches {args.patch_size}x{args.patch_size} "
+         f"of TRAIN_IMAGES, {args.max_epochs} epochs (fresh noise, levels uniform in "
+         f"[0, 0.2], every epoch) in {train_seconds / 60:.1f} min")
+        + "; reused for every operator and noise level below through `set_params` "
+        "(no refit). `cnn-x8`: the same network with the x8 self-ensemble "
+        "(`self_ensemble=True`).",
         "",
         f"Test: 256x256 centre crops of the TEST_IMAGES ({', '.join(names)}), never "
         "seen in training. Each method's `rho` (ours) or `lambda` (deepinv) is the best "
-        "of a small grid by PSNR on 128x128 crops of two TRAIN_IMAGES (rocket, "
-        "motorcycle_left), never on the test images. 30 iterations everywhere. "
+        "of a small grid by PSNR on 256x256 centre crops of three TRAIN_IMAGES "
+        f"({', '.join(TUNE_NAMES)}), never on the test images. 30 iterations everywhere. "
         "Blur: Gaussian, sigma 1.6 px, 25x25, circular (FFT) boundaries. MRI: "
         "`cartesian_mask((256, 256), 4)` (64 of 256 columns, 8% centre), noise 0.01 "
         "on the orthonormal k-space; start `A^T y` (zero-filled).",
@@ -285,7 +309,8 @@ def write_report(args, all_runs, peers, observed, train_seconds, restorer, X_tes
         lines.append("")
 
     def best(runs, prior, metric="psnr"):
-        items = [(run[metric], algo) for (p, algo), run in runs.items() if p == prior]
+        items = [(run[metric], f"{p} {algo}" if p != prior else algo)
+                 for (p, algo), run in runs.items() if p.split("-")[0] == prior]
         return max(items) if metric == "psnr" else min(items)
 
     targets = ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
@@ -341,6 +366,7 @@ def write_report(args, all_runs, peers, observed, train_seconds, restorer, X_tes
     targets.append(f"| time of one 256x256 deblurring, CPU 1 thread, 30 iterations | "
                    f"CNN: ADMM {runs['cnn', 'admm']['seconds']:.2f} s, HQS "
                    f"{runs['cnn', 'hqs']['seconds']:.2f} s, PGD {runs['cnn', 'pgd']['seconds']:.2f} s;"
+                   f" x8 self-ensemble ADMM {runs['cnn-x8', 'admm']['seconds']:.2f} s;"
                    f" TV-ADMM {runs['tv', 'admm']['seconds']:.2f} s; wavelet-ADMM "
                    f"{runs['wavelet', 'admm']['seconds']:.2f} s | reported (no GPU run) |")
     lines = lines[:n_header] + targets + [""] + lines[n_header:]
@@ -387,36 +413,51 @@ def write_report(args, all_runs, peers, observed, train_seconds, restorer, X_tes
     print("\n".join(lines))
 
 
-def tune_and_run(restorer, operator, tune_operator, noise, Y_tune, X_tune, Y_test,
-                 X_test):
-    """For every prior and algorithm: pick rho on the tuning crops (observed
-    through ``tune_operator``, of their size: an MRI mask fixes the image
-    size), then restore the test crops. The one trained restorer serves
-    every run through ``set_params``: no refit."""
+def run_one(restorer, operator, noise, grid, Y_tune, X_tune, Y_test, X_test, **params):
+    """Pick ``rho`` from ``grid`` on the tuning crops, then restore the test
+    crops with it (the one trained restorer serves every run through
+    ``set_params``: no refit)."""
+    scores = []
+    for rho in grid:
+        restorer.set_params(operator=operator, rho=rho, noise_level=noise, n_iter=30,
+                            **params)
+        scores.append(psnr(X_tune, restorer.transform(Y_tune), data_range=1.0))
+    rho = grid[int(np.argmax(scores))]
+    restorer.set_params(rho=rho)
+    start = time.perf_counter()
+    out, history = restorer.transform(Y_test, return_history=True, reference=X_test)
+    seconds = (time.perf_counter() - start) / len(Y_test)
+    per_image = psnr(X_test, out, data_range=1.0, per_image=True)
+    return dict(rho=rho, psnr=float(per_image.mean()), per_image=per_image,
+                nmse=nmse_db(X_test, out), history=history["nmse_db"],
+                seconds=seconds, edge=rho in (grid[0], grid[-1]), out=out)
+
+
+def tune_and_run(restorer, operator, noise, Y_tune, X_tune, Y_test, X_test):
+    """For every prior and algorithm: pick rho on the tuning crops, then
+    restore the test crops; then the CNN with the x8 self-ensemble (ADMM,
+    rho re-picked among half, once and twice the plain CNN's)."""
     runs = {}
+
+    def report(key, run):
+        runs[key] = run
+        print(f"  {key[0]:8s} {key[1]:5s} rho={run['rho']:<6g} PSNR {run['psnr']:6.2f} dB"
+              f"  NMSE {run['nmse']:7.2f} dB  {run['seconds']:.2f} s/image"
+              + ("  (rho at the grid's edge)" if run["edge"] else ""), flush=True)
+
     for prior in PRIORS:
         for algorithm in ALGORITHMS:
             grid = RHO_GRID_PGD[prior] if algorithm == "pgd" else RHO_GRID[prior]
-            scores = []
-            for rho in grid:
-                restorer.set_params(operator=tune_operator, denoiser=prior,
-                                    algorithm=algorithm, rho=rho, noise_level=noise,
-                                    n_iter=30)
-                scores.append(psnr(X_tune, restorer.transform(Y_tune), data_range=1.0))
-            rho = grid[int(np.argmax(scores))]
-            restorer.set_params(operator=operator, rho=rho)
-            start = time.perf_counter()
-            out, history = restorer.transform(Y_test, return_history=True,
-                                              reference=X_test)
-            seconds = (time.perf_counter() - start) / len(Y_test)
-            per_image = psnr(X_test, out, data_range=1.0, per_image=True)
-            run = dict(rho=rho, psnr=float(per_image.mean()), per_image=per_image,
-                       nmse=nmse_db(X_test, out), history=history["nmse_db"],
-                       seconds=seconds, edge=rho in (grid[0], grid[-1]), out=out)
-            runs[prior, algorithm] = run
-            print(f"  {prior:8s} {algorithm:5s} rho={rho:<6g} PSNR {run['psnr']:6.2f} dB"
-                  f"  NMSE {run['nmse']:7.2f} dB  {seconds:.2f} s/image"
-                  + ("  (rho at the grid's edge)" if run["edge"] else ""), flush=True)
+            report((prior, algorithm),
+                   run_one(restorer, operator, noise, grid, Y_tune, X_tune, Y_test,
+                           X_test, denoiser=prior, algorithm=algorithm,
+                           self_ensemble=False))
+    rho = runs["cnn", "admm"]["rho"]
+    run = run_one(restorer, operator, noise, [rho / 2, rho, 2 * rho], Y_tune, X_tune,
+                  Y_test, X_test, denoiser="cnn", algorithm="admm", self_ensemble=True)
+    run["edge"] = False  # the plain CNN's grid decided the range
+    report(("cnn-x8", "admm"), run)
+    restorer.set_params(self_ensemble=False)
     return runs
 
 

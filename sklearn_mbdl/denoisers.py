@@ -16,6 +16,8 @@ shape ``(n,)``), and returns a tensor of the shape, dtype and device of
 - :class:`WaveletDenoiser` (:func:`wavelet_transform`): soft thresholding of
   the detail coefficients of an orthonormal periodic Daubechies wavelet
   transform, the proximal map of ``weight * sigma * ||W_detail z||_1``.
+- :class:`SelfEnsemble`: any of them averaged over the eight flips and
+  quarter turns of its input (DPIR's self-ensemble).
 """
 
 import math
@@ -31,6 +33,7 @@ __all__ = [
     "DenoisingCNN",
     "CNNDenoiser",
     "load_pretrained",
+    "SelfEnsemble",
     "tv_prox",
     "TVDenoiser",
     "daubechies_filter",
@@ -215,6 +218,54 @@ def load_pretrained(device="cpu", batch_size=64):
     module = DenoisingCNN()
     module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return CNNDenoiser(module.to(device).eval(), batch_size=batch_size)
+
+
+class SelfEnsemble:
+    """A denoiser averaged over the eight symmetries of the square.
+
+    ``SelfEnsemble(d)(x, sigma)`` is the mean over the four quarter turns
+    ``R`` and the two mirror images ``F`` of ``R^-1 F^-1 d(F R x, sigma)``:
+    the result is exactly equivariant to flips and quarter turns, and the
+    errors of a learned denoiser that is not are partly averaged out, at
+    eight times its cost (the "x8" self-ensemble of DPIR, Zhang et al.
+    2021). For an equivariant denoiser it changes nothing.
+
+    Parameters
+    ----------
+    denoiser : callable
+        A denoiser ``(x, sigma) -> x`` on ``(n, h, w)`` tensors; non-square
+        images reach it transposed for odd quarter turns, so it must accept
+        any size (every denoiser of this module does).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_mbdl.denoisers import SelfEnsemble
+    >>> shift = lambda x, sigma: torch.roll(x, 1, dims=-1)  # not equivariant
+    >>> x = torch.arange(9.0).reshape(1, 3, 3)
+    >>> y = SelfEnsemble(shift)(x, 0.1)
+    >>> bool(torch.allclose(SelfEnsemble(shift)(x.flip(-1), 0.1), y.flip(-1)))
+    True
+    """
+
+    def __init__(self, denoiser):
+        if not callable(denoiser):
+            raise ValueError(f"SelfEnsemble needs a callable denoiser, got {denoiser!r}.")
+        self.denoiser = denoiser
+
+    def __call__(self, x, sigma):
+        total = torch.zeros_like(x)
+        for turns in range(4):
+            for mirror in (False, True):
+                z = torch.rot90(x, turns, dims=(-2, -1))
+                z = z.flip(-1) if mirror else z
+                out = self.denoiser(z, sigma)
+                out = out.flip(-1) if mirror else out
+                total = total + torch.rot90(out, -turns, dims=(-2, -1))
+        return total / 8
+
+    def __repr__(self):
+        return f"SelfEnsemble({self.denoiser!r})"
 
 
 # ----- total variation --------------------------------------------------------

@@ -23,7 +23,13 @@ from ._base import (
     to_numpy,
     to_tensor,
 )
-from .denoisers import CNNDenoiser, DenoisingCNN, TVDenoiser, WaveletDenoiser
+from .denoisers import (
+    CNNDenoiser,
+    DenoisingCNN,
+    SelfEnsemble,
+    TVDenoiser,
+    WaveletDenoiser,
+)
 from .operators import Identity
 from .solvers import admm, hqs, pgd
 from .solvers._splitting import _change
@@ -82,6 +88,12 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
         (:class:`~sklearn_mbdl.denoisers.TVDenoiser`), wavelet soft
         thresholding (:class:`~sklearn_mbdl.denoisers.WaveletDenoiser`), or
         any callable ``(x, sigma) -> x`` on ``(n, h, w)`` tensors.
+    self_ensemble : bool, default=False
+        Average the denoiser over the eight flips and quarter turns of its
+        input (:class:`~sklearn_mbdl.denoisers.SelfEnsemble`): eight times
+        the cost of each prior step; with the CNN about +0.1 to +0.3 dB on
+        deblurring in the benchmark. Changes nothing but the cost for an
+        equivariant denoiser.
     algorithm : {"admm", "hqs", "pgd"}, default="admm"
     n_iter : int, default=30
         Iterations of the solver.
@@ -142,12 +154,14 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
     True
     """
 
-    def __init__(self, operator=None, *, denoiser="cnn", algorithm="admm",
-                 n_iter=30, rho=0.02, noise_level=0.01, image_shape=None,
+    def __init__(self, operator=None, *, denoiser="cnn", self_ensemble=False,
+                 algorithm="admm", n_iter=30, rho=0.02, noise_level=0.01,
+                 image_shape=None,
                  max_epochs=20, lr=1e-3, batch_size=32, device="cpu",
                  random_state=None, verbose=0):
         self.operator = operator
         self.denoiser = denoiser
+        self.self_ensemble = self_ensemble
         self.algorithm = algorithm
         self.n_iter = n_iter
         self.rho = rho
@@ -163,6 +177,9 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
     # ----- parameters ----------------------------------------------------------
     def _check_params(self):
         check_options(self.algorithm, "algorithm", ALGORITHMS)
+        if not isinstance(self.self_ensemble, (bool, np.bool_)):
+            raise ValueError(
+                f"self_ensemble must be True or False, got {self.self_ensemble!r}.")
         if not callable(self.denoiser):
             check_options(self.denoiser, "denoiser", {"cnn", *CLASSIC_DENOISERS})
         check_number(self.n_iter, "n_iter", min_val=1, integer=True)
@@ -280,6 +297,10 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
 
     # ----- transform -------------------------------------------------------------
     def _denoiser(self):
+        denoise = self._base_denoiser()
+        return SelfEnsemble(denoise) if self.self_ensemble else denoise
+
+    def _base_denoiser(self):
         if callable(self.denoiser):
             return self.denoiser
         if self.denoiser in CLASSIC_DENOISERS:
