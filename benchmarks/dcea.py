@@ -4,7 +4,7 @@ Writes ``benchmarks/results/dcea.md`` and the figure ``dcea.png``.
 
 Run::
 
-    python benchmarks/dcea.py            # CPU, one thread (about 30 minutes)
+    python benchmarks/dcea.py            # CPU, one thread (about 15 minutes)
     python benchmarks/dcea.py --quick    # a smoke run (minutes)
 
 Protocol (the issue's): the denoisers train on patches of the bundled
@@ -94,7 +94,11 @@ def main():
     torch.set_num_threads(1)
     if args.quick:
         args.n_patches, args.max_epochs = 100, 2
-    params = dict(n_kernels=64, kernel_size=7, stride=4, n_layers=15)
+    # stride 2 with 32 filters (codes 8x redundant, against 4x for 64 filters
+    # at stride 4; half the parameters): on held-out crops of the training
+    # pictures, +0.05 / +0.17 / +0.18 dB over 64 filters at stride 4 at
+    # peaks 1 / 2 / 4 (DCEA-C)
+    params = dict(n_kernels=32, kernel_size=7, stride=2, n_layers=15)
 
     test = {name: image / image.max() for name, image in load_images("test").items()}
     rng = np.random.RandomState(0)
