@@ -39,6 +39,7 @@ from skimage.restoration import denoise_tv_chambolle
 
 from sklearn_mbdl import DCEAEstimator
 from sklearn_mbdl._base import torch_seed
+from sklearn_mbdl.dcea._estimator import OFFSET_WINDOW
 from sklearn_mbdl.dcea._network import _initial_filters
 from sklearn_mbdl.datasets import TEST_IMAGES, load_images, make_poisson_images
 from sklearn_mbdl.metrics import psnr
@@ -70,7 +71,7 @@ def twin(counts, filters, alpha, stride, n_iter):
     (the same model as DCEA's, local offset included)."""
     x = torch.as_tensor(counts, dtype=torch.float64)[:, None]
     H = ConvolutionOperator(torch.as_tensor(filters), counts.shape[1:], stride)
-    offset = natural_offset(x, window=DCEAEstimator(stride=stride)._offset_window())
+    offset = natural_offset(x, window=OFFSET_WINDOW)
     codes, _ = poisson_proximal_gradient(x, H, alpha, max_iter=n_iter, tol=0.0,
                                          offset=offset)
     return inverse_link(H(codes) + offset).numpy()[:, 0]

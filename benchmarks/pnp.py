@@ -29,7 +29,7 @@ import torch
 
 from sklearn_mbdl import PnPRestorer
 from sklearn_mbdl.datasets import extract_patches, load_images
-from sklearn_mbdl.denoisers import load_pretrained
+from sklearn_mbdl.denoisers import CNNDenoiser, load_pretrained
 from sklearn_mbdl.metrics import nmse_db, psnr
 from sklearn_mbdl.operators import GaussianBlur, SubsampledFourier, cartesian_mask
 
@@ -75,16 +75,6 @@ def train_restorer(n_patches=4000, patch_size=40, max_epochs=40, batch_size=16,
         with open(cache, "wb") as f:
             pickle.dump((restorer, seconds), f)
     return restorer, seconds
-
-
-def pretrained_restorer():
-    """A restorer holding the shipped denoiser (``load_pretrained``'s
-    weights, which an earlier run of this script trained and saved with
-    ``--save-weights``), without training it again."""
-    patches = extract_patches(load_images("train"), 8, 16, random_state=0)
-    restorer = PnPRestorer(max_epochs=1, random_state=0).fit(patches)
-    restorer.net_.module_.load_state_dict(load_pretrained().module.state_dict())
-    return restorer, None
 
 
 def deepinv_peer(kernel, noise, Y_tune, X_tune, Y_test, X_test, ours_tv_first,
@@ -184,14 +174,16 @@ def main(argv=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # the learned prior: the shipped network, or one trained here
     if args.pretrained:
-        restorer, train_seconds = pretrained_restorer()
+        cnn, train_seconds = load_pretrained(), None
     else:
-        restorer, train_seconds = train_restorer(args.n_patches, args.patch_size,
-                                                 args.max_epochs, cache=args.cache)
+        trained, train_seconds = train_restorer(args.n_patches, args.patch_size,
+                                                args.max_epochs, cache=args.cache)
+        cnn = CNNDenoiser(trained.net_.module_)
     if args.save_weights:
         state = {k: v.detach().cpu().float()
-                 for k, v in restorer.net_.module_.state_dict().items()}
+                 for k, v in cnn.module.state_dict().items()}
         torch.save(state, args.save_weights)
         print(f"saved the denoiser's weights to {args.save_weights}")
 
@@ -206,6 +198,9 @@ def main(argv=None):
     X_test = np.stack(list(test.values()))
     X_tune = np.stack([centre_crop(img) for img in
                        load_images(list(TUNE_NAMES)).values()]).astype(np.float32)
+    # one restorer serves every run through set_params (nothing to refit)
+    denoisers = {"cnn": cnn, "tv": "tv", "wavelet": "wavelet"}
+    restorer = PnPRestorer(denoiser=cnn).fit(X_tune)
     rng = np.random.RandomState(0)
     kernel = GaussianBlur(1.6, 25).kernel
     settings = [
@@ -229,7 +224,8 @@ def main(argv=None):
                              nmse=nmse_db(X_test, start_images))
         print(f"  observation ({'A^T y' if task == 'mri' else 'y'}): PSNR "
               f"{observed[key]['psnr']:.2f} dB, NMSE {observed[key]['nmse']:.2f} dB")
-        runs = tune_and_run(restorer, operator, noise, Y_tune, X_tune, Y_test, X_test)
+        runs = tune_and_run(restorer, denoisers, operator, noise, Y_tune, X_tune,
+                            Y_test, X_test)
         all_runs[key] = runs
         if task == "deblur":
             peers[key] = deepinv_peer(kernel, noise, Y_tune, X_tune, Y_test, X_test,
@@ -242,7 +238,7 @@ def main(argv=None):
             n_long = 20 if args.quick else 100
             for prior in ("cnn", "tv"):
                 for algorithm in ("admm", "pgd"):
-                    restorer.set_params(operator=operator, denoiser=prior,
+                    restorer.set_params(operator=operator, denoiser=denoisers[prior],
                                         algorithm=algorithm, noise_level=noise,
                                         rho=runs[prior, algorithm]["rho"], n_iter=n_long)
                     _, history = restorer.transform(Y_test[keep], return_history=True,
@@ -253,13 +249,13 @@ def main(argv=None):
                           f"value from iteration {runs[prior, algorithm]['plateau']}",
                           flush=True)
         observed[key]["Y"] = Y_test
-    write_report(args, all_runs, peers, observed, train_seconds, restorer, X_test,
+    write_report(args, all_runs, peers, observed, train_seconds, cnn, X_test,
                  list(test), plt)
 
 
-def write_report(args, all_runs, peers, observed, train_seconds, restorer, X_test,
+def write_report(args, all_runs, peers, observed, train_seconds, cnn, X_test,
                  names, plt):
-    n_params = sum(p.numel() for p in restorer.net_.module_.parameters())
+    n_params = sum(p.numel() for p in cnn.module.parameters())
     lines = [
         "# PnPRestorer: plug-and-play restoration (issue 5)",
         "",
@@ -433,7 +429,7 @@ def run_one(restorer, operator, noise, grid, Y_tune, X_tune, Y_test, X_test, **p
                 seconds=seconds, edge=rho in (grid[0], grid[-1]), out=out)
 
 
-def tune_and_run(restorer, operator, noise, Y_tune, X_tune, Y_test, X_test):
+def tune_and_run(restorer, denoisers, operator, noise, Y_tune, X_tune, Y_test, X_test):
     """For every prior and algorithm: pick rho on the tuning crops, then
     restore the test crops; then the CNN with the x8 self-ensemble (ADMM,
     rho re-picked among half, once and twice the plain CNN's)."""
@@ -450,11 +446,12 @@ def tune_and_run(restorer, operator, noise, Y_tune, X_tune, Y_test, X_test):
             grid = RHO_GRID_PGD[prior] if algorithm == "pgd" else RHO_GRID[prior]
             report((prior, algorithm),
                    run_one(restorer, operator, noise, grid, Y_tune, X_tune, Y_test,
-                           X_test, denoiser=prior, algorithm=algorithm,
+                           X_test, denoiser=denoisers[prior], algorithm=algorithm,
                            self_ensemble=False))
     rho = runs["cnn", "admm"]["rho"]
     run = run_one(restorer, operator, noise, [rho / 2, rho, 2 * rho], Y_tune, X_tune,
-                  Y_test, X_test, denoiser="cnn", algorithm="admm", self_ensemble=True)
+                  Y_test, X_test, denoiser=denoisers["cnn"], algorithm="admm",
+                  self_ensemble=True)
     run["edge"] = False  # the plain CNN's grid decided the range
     report(("cnn-x8", "admm"), run)
     restorer.set_params(self_ensemble=False)

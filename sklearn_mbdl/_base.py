@@ -91,6 +91,13 @@ def check_options(value, name, options):
     return value
 
 
+def check_bool(value, name):
+    """Raise a ``ValueError`` naming ``name`` unless ``value`` is a boolean."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}.")
+    return bool(value)
+
+
 def check_number(value, name, *, min_val=None, max_val=None, integer=False,
                  include_min=True):
     """``sklearn.utils.check_scalar`` that raises ``ValueError`` only.

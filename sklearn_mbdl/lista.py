@@ -16,6 +16,7 @@ from ._base import (
     TorchEstimator,
     row_chunks,
     check_matrix,
+    check_bool,
     check_number,
     seeded,
     to_numpy,
@@ -237,6 +238,8 @@ class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
     def _check_params(self):
         check_number(self.n_layers, "n_layers", min_val=1, integer=True)
         check_number(self.alpha, "alpha", min_val=0)
+        check_bool(self.tied, "tied")
+        check_bool(self.positive, "positive")
         check_number(self.max_epochs, "max_epochs", min_val=1, integer=True)
         check_number(self.lr, "lr", min_val=0, include_min=False)
         check_number(self.batch_size, "batch_size", min_val=1, integer=True)

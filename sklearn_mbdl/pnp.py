@@ -16,6 +16,7 @@ from ._base import (
     RestorerMixin,
     SimulatedRows,
     TorchEstimator,
+    check_bool,
     check_number,
     check_options,
     resolve_device,
@@ -177,9 +178,7 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
     # ----- parameters ----------------------------------------------------------
     def _check_params(self):
         check_options(self.algorithm, "algorithm", ALGORITHMS)
-        if not isinstance(self.self_ensemble, (bool, np.bool_)):
-            raise ValueError(
-                f"self_ensemble must be True or False, got {self.self_ensemble!r}.")
+        check_bool(self.self_ensemble, "self_ensemble")
         if not callable(self.denoiser):
             check_options(self.denoiser, "denoiser", {"cnn", *CLASSIC_DENOISERS})
         check_number(self.n_iter, "n_iter", min_val=1, integer=True)

@@ -249,6 +249,7 @@ def test_unsupervised_fit_learns_the_likelihood():
     (np.ones((4, 64)), {"distribution": "gaussian", "peak": 2}, "peak"),
     (2 * np.ones((4, 64)), {"distribution": "binomial"}, "binomial"),
     (np.ones((4, 64)), {"distribution": "gamma"}, "distribution"),
+    (np.ones((4, 64)), {"tied": "no"}, "tied"),
     (np.zeros((4, 64)), {"peak": 2}, "all zeros"),
 ])
 def test_bad_input(X, params, match):

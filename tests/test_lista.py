@@ -124,6 +124,8 @@ def test_training_on_cuda_device_runs(problem, device):
     (dict(lr=0.0), "lr"),
     (dict(max_epochs=0), "max_epochs"),
     (dict(validation_fraction=0.9), "validation_fraction"),
+    (dict(tied="yes"), "tied"),
+    (dict(positive=None), "positive"),
 ])
 def test_bad_parameters(problem, bad, match):
     X_train, _, D, _ = problem

@@ -245,6 +245,10 @@ def test_self_ensemble_is_equivariant():
                           torch.rot90(ensemble(square, 0.1), 1, (-2, -1)))
     scale = lambda z, sigma: 0.7 * z  # equivariant: unchanged
     assert torch.allclose(SelfEnsemble(scale)(x, 0.1), 0.7 * x)
+    # one noise level per image follows its image through the batching
+    levels = torch.tensor([0.1, 0.3], dtype=torch.float64)
+    per_image = lambda z, sigma: z * torch.as_tensor(sigma).reshape(-1, 1, 1)
+    assert torch.allclose(SelfEnsemble(per_image)(x, levels), x * levels[:, None, None])
     with pytest.raises(ValueError, match="callable"):
         SelfEnsemble("cnn")
 

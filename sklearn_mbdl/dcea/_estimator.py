@@ -11,6 +11,7 @@ from torch import nn
 from .._base import (
     SimulatedRows,
     TorchEstimator,
+    check_bool,
     check_number,
     check_options,
     row_chunks,
@@ -30,14 +31,15 @@ from ._network import (
 )
 
 
-# standard deviation (pixels) of the Gaussian window of the local level b.
-# Fixed, not tied to the stride: on held-out crops of the training pictures
+# standard deviation (pixels, or samples for 1-D signals) of the Gaussian
+# window of the local level b (see solvers.natural_offset). Fixed, not tied
+# to the stride: on held-out crops of the training pictures
 # (peak 1), the level alone scores 23.67 / 24.47 / 23.72 / 23.46 dB with
 # windows 2 / 4 / 7 / 8, and trained networks follow it (stride 2 with 16
 # filters and window 2: 23.66 dB; stride 2, 32 filters, window 4: 24.53;
 # stride 7, 169 filters 11x11: 24.21 with window 7, 24.50 with 4). The
 # codes carry the detail around this level.
-_OFFSET_WINDOW = 4.0
+OFFSET_WINDOW = 4.0
 
 
 class DCEAEstimator(TransformerMixin, TorchEstimator):
@@ -187,6 +189,7 @@ class DCEAEstimator(TransformerMixin, TorchEstimator):
         check_number(self.stride, "stride", min_val=1, integer=True)
         check_number(self.n_layers, "n_layers", min_val=1, integer=True)
         check_options(self.distribution, "distribution", DISTRIBUTIONS)
+        check_bool(self.tied, "tied")
         check_number(self.alpha, "alpha", min_val=0)
         check_number(self.max_epochs, "max_epochs", min_val=1, integer=True)
         check_number(self.lr, "lr", min_val=0, include_min=False)
@@ -336,7 +339,7 @@ class DCEAEstimator(TransformerMixin, TorchEstimator):
             signal_shape=self.signal_shape_, stride=self.stride,
             n_layers=self.n_layers, alpha=self.alpha, step=step, tied=self.tied,
             distribution=self.distribution, learn_threshold=self.peak is not None,
-            offset_window=self._offset_window())
+            offset_window=OFFSET_WINDOW)
         if self.peak is not None and _LOG_LR_FACTOR != 1:
             criterion_kw["optimizer__param_groups"] = [
                 ("log_*", {"lr": _LOG_LR_FACTOR * self.lr})]
@@ -353,12 +356,6 @@ class DCEAEstimator(TransformerMixin, TorchEstimator):
         self.step_ = float(module.step().detach())
         self.thresholds_ = to_numpy(module.thresholds().reshape(-1), np.float64)
         return self
-
-    def _offset_window(self):
-        """Width of the local level ``b`` (see :func:`natural_offset`):
-        ``_OFFSET_WINDOW`` samples, whatever the stride (on 1-D signals
-        too)."""
-        return _OFFSET_WINDOW
 
     # ----- inference --------------------------------------------------------
     def _run(self, X, output, signal_shape=None):
