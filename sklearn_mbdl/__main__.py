@@ -120,7 +120,7 @@ def _tour_pnp():
     observed = blur(torch.from_numpy(clean)).numpy()
     observed = observed + 0.03 * rng.standard_normal(observed.shape).astype(np.float32)
     scores = {}
-    for name, denoiser, rho in (("TV", "tv", 0.01), ("CNN", load_pretrained(), 0.025)):
+    for name, denoiser, rho in (("TV", "tv", 0.03), ("CNN", load_pretrained(), 0.05)):
         restorer = PnPRestorer(blur, denoiser=denoiser, rho=rho, noise_level=0.03,
                                n_iter=30).fit(clean)
         scores[name] = psnr(clean, restorer.transform(observed), data_range=1.0)

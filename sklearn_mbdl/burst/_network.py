@@ -10,7 +10,8 @@ each of the ``n_iter`` iterations runs, on a batch of bursts ``y``:
    a few conjugate-gradient iterations (warm-started);
 3. prior step: ``x = f(z, sigma_t)``, the noise-level conditioned CNN of
    :class:`~sklearn_mbdl.denoisers.DenoisingCNN` (shared by the iterations,
-   initialised with the shipped pretrained denoiser) or the TV proximal map.
+   initialised with the weights in ``_data/burst_prior_init.pt``, the
+   package's first pretrained denoiser) or the TV proximal map.
 
 ``sigma_t = noise_level * exp(s_t)`` and ``mu_t = exp(m_t) (noise_level /
 sigma_t)^2`` (the half-quadratic splitting weights) are learned per
@@ -44,6 +45,10 @@ from ._motion import (
 
 __all__ = ["BurstNet"]
 
+#: the CNN's starting weights: the first denoiser ``benchmarks/pnp.py`` shipped
+#: (4000 patches 40x40 of TRAIN_IMAGES, 40 epochs); the burst benchmark's
+#: figures start from it, so it stays when the PnP denoiser is retrained
+INIT_WEIGHTS = "burst_prior_init.pt"
 #: smallest noise level the step sizes are scaled by (noise_level=0 is allowed)
 MIN_LEVEL = 1e-3
 
@@ -51,9 +56,8 @@ MIN_LEVEL = 1e-3
 def _pretrained_state():
     import os
 
-    from ..denoisers import PRETRAINED
-
-    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "_data", PRETRAINED)
+    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "_data",
+                        INIT_WEIGHTS)
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
@@ -78,7 +82,7 @@ class BurstNet(nn.Module):
     n_lk : int, default=2
         Gauss-Newton steps of each motion step.
     pretrained : bool, default=True
-        Start the CNN from the shipped denoiser.
+        Start the CNN from the shipped weights (``INIT_WEIGHTS``).
     image_shape : tuple of int, optional
         High-resolution shape of bursts with frames of the matching size
         (sides that are not multiples of ``scale``).
