@@ -206,18 +206,24 @@ def load_pretrained(device="cpu", batch_size=64):
     >>> denoise(torch.zeros(1, 8, 8), 0.05).shape
     torch.Size([1, 8, 8])
     """
+    module = DenoisingCNN()
+    module.load_state_dict(_shipped_weights(PRETRAINED))
+    return CNNDenoiser(module.to(device).eval(), batch_size=batch_size)
+
+
+def _shipped_weights(name):
+    """The state dict ``sklearn_mbdl/_data/<name>`` (on the CPU); a
+    ``ValueError`` naming the file when the installation lacks it."""
     import os
 
-    path = os.path.join(os.path.dirname(__file__), "_data", PRETRAINED)
+    path = os.path.join(os.path.dirname(__file__), "_data", name)
     if not os.path.exists(path):
         raise ValueError(
-            f"the pretrained denoiser {path} is missing; produce it with "
-            "`python benchmarks/pnp.py --save-weights sklearn_mbdl/_data/"
-            f"{PRETRAINED}`."
+            f"the shipped weights {path} are missing from this installation "
+            f"(`{PRETRAINED}` comes from `python benchmarks/pnp.py --save-weights "
+            f"sklearn_mbdl/_data/{PRETRAINED}`)."
         )
-    module = DenoisingCNN()
-    module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    return CNNDenoiser(module.to(device).eval(), batch_size=batch_size)
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 class SelfEnsemble:

@@ -93,8 +93,8 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
         Average the denoiser over the eight flips and quarter turns of its
         input (:class:`~sklearn_mbdl.denoisers.SelfEnsemble`): eight times
         the cost of each prior step. With the shipped CNN, deblurring gains
-        about 0.1 dB on the benchmark's test pictures and 0.3 to 0.4 dB on
-        crops of the training pictures. Changes nothing but the cost for an
+        0.07 to 0.10 dB on the benchmark's test pictures (noise 0.03 / 0.01)
+        and 0.3 dB on small 48 x 48 patches. Changes nothing but the cost for an
         equivariant denoiser.
     algorithm : {"admm", "hqs", "pgd"}, default="admm"
     n_iter : int, default=30

@@ -27,7 +27,7 @@ import math
 import torch
 from torch import nn
 
-from ..denoisers import DenoisingCNN, tv_prox
+from ..denoisers import DenoisingCNN, _shipped_weights, tv_prox
 from ..operators import (
     BurstOperator,
     conjugate_gradient,
@@ -51,14 +51,6 @@ __all__ = ["BurstNet"]
 INIT_WEIGHTS = "burst_prior_init.pt"
 #: smallest noise level the step sizes are scaled by (noise_level=0 is allowed)
 MIN_LEVEL = 1e-3
-
-
-def _pretrained_state():
-    import os
-
-    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "_data",
-                        INIT_WEIGHTS)
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 class BurstNet(nn.Module):
@@ -118,7 +110,7 @@ class BurstNet(nn.Module):
         if prior == "cnn":
             self.denoiser = DenoisingCNN()
             if pretrained:
-                self.denoiser.load_state_dict(_pretrained_state())
+                self.denoiser.load_state_dict(_shipped_weights(INIT_WEIGHTS))
         else:
             self.log_tv = nn.Parameter(torch.zeros(self.n_iter))
 
