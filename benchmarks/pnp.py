@@ -57,8 +57,9 @@ def centre_crop(image, size=SIZE):
 
 
 def train_restorer(n_patches=16000, patch_size=48, max_epochs=60, batch_size=32,
-                   cache=None, seed=0):
-    """The CNN denoiser, trained once on TRAIN_IMAGES patches (cached)."""
+                   cache=None, seed=0, pretrained=False, lr=1e-3):
+    """The CNN denoiser, trained once on TRAIN_IMAGES patches (cached); with
+    ``pretrained``, the shipped one fine-tuned on them."""
     if cache and os.path.exists(cache):
         with open(cache, "rb") as f:
             restorer, seconds = pickle.load(f)
@@ -66,8 +67,8 @@ def train_restorer(n_patches=16000, patch_size=48, max_epochs=60, batch_size=32,
         return restorer, seconds
     patches = extract_patches(load_images("train"), n_patches, patch_size,
                               random_state=seed)
-    restorer = PnPRestorer(max_epochs=max_epochs, batch_size=batch_size,
-                           random_state=seed, verbose=1)
+    restorer = PnPRestorer(max_epochs=max_epochs, batch_size=batch_size, lr=lr,
+                           pretrained=pretrained, random_state=seed, verbose=1)
     start = time.perf_counter()
     restorer.fit(patches)
     seconds = time.perf_counter() - start
@@ -157,6 +158,12 @@ def main(argv=None):
     parser.add_argument("--patch-size", type=int, default=48)
     parser.add_argument("--max-epochs", type=int, default=60)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seeds the patches, the weights and the training noise")
+    parser.add_argument("--fine-tune", action="store_true",
+                        help="start from the shipped denoiser and train it further "
+                             "(PnPRestorer(pretrained=True)) instead of from scratch")
     parser.add_argument("--cache", default=None,
                         help="pickle of the trained restorer (reused when present)")
     parser.add_argument("--pretrained", action="store_true",
@@ -181,7 +188,8 @@ def main(argv=None):
     else:
         trained, train_seconds = train_restorer(args.n_patches, args.patch_size,
                                                 args.max_epochs, args.batch_size,
-                                                cache=args.cache)
+                                                cache=args.cache, seed=args.seed,
+                                                pretrained=args.fine_tune, lr=args.lr)
         cnn = CNNDenoiser(trained.net_.module_)
     if args.save_weights:
         state = {k: v.detach().cpu().float()

@@ -26,10 +26,12 @@ from ._base import (
 )
 from .denoisers import (
     CNNDenoiser,
+    PRETRAINED,
     DenoisingCNN,
     SelfEnsemble,
     TVDenoiser,
     WaveletDenoiser,
+    _shipped_weights,
 )
 from .operators import Identity
 from .solvers import admm, hqs, pgd
@@ -96,6 +98,12 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
         0.07 to 0.10 dB on the benchmark's test pictures (noise 0.03 / 0.01)
         and 0.3 dB on small 48 x 48 patches. Changes nothing but the cost for an
         equivariant denoiser.
+    pretrained : bool, default=False
+        With ``denoiser="cnn"``, ``fit`` starts from the shipped network
+        (:func:`~sklearn_mbdl.denoisers.load_pretrained`) instead of random
+        weights, and fine-tunes it on ``X`` for ``max_epochs``: a few
+        epochs adapt it to a new kind of image (use a smaller ``lr``, e.g.
+        3e-4). Only for ``denoiser="cnn"``.
     algorithm : {"admm", "hqs", "pgd"}, default="admm"
     n_iter : int, default=30
         Iterations of the solver.
@@ -157,12 +165,13 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
     """
 
     def __init__(self, operator=None, *, denoiser="cnn", self_ensemble=False,
-                 algorithm="admm", n_iter=30, rho=0.02, noise_level=0.01,
+                 pretrained=False, algorithm="admm", n_iter=30, rho=0.02, noise_level=0.01,
                  image_shape=None, max_epochs=20, lr=1e-3, batch_size=32,
                  device="cpu", random_state=None, verbose=0):
         self.operator = operator
         self.denoiser = denoiser
         self.self_ensemble = self_ensemble
+        self.pretrained = pretrained
         self.algorithm = algorithm
         self.n_iter = n_iter
         self.rho = rho
@@ -179,8 +188,13 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
     def _check_params(self):
         check_options(self.algorithm, "algorithm", ALGORITHMS)
         check_bool(self.self_ensemble, "self_ensemble")
+        check_bool(self.pretrained, "pretrained")
         if not callable(self.denoiser):
             check_options(self.denoiser, "denoiser", {"cnn", *CLASSIC_DENOISERS})
+        if self.pretrained and (callable(self.denoiser) or self.denoiser != "cnn"):
+            raise ValueError(
+                f"pretrained=True fine-tunes the shipped CNN: it needs "
+                f"denoiser='cnn', got denoiser={self.denoiser!r}.")
         check_number(self.n_iter, "n_iter", min_val=1, integer=True)
         check_number(self.rho, "rho", min_val=0, include_min=False)
         check_number(self.noise_level, "noise_level", min_val=0)
@@ -273,7 +287,11 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
         callbacks = [("simulate", SimulatedRows(simulate, X_fit, y_fit, 0, self._seed))]
         with seeded(self._seed, self.device_):
             self.net_ = self._make_net(DenoisingCNN, criterion=nn.MSELoss,
-                                       callbacks=callbacks)
+                                       callbacks=callbacks,
+                                       warm_start=self.pretrained)
+            if self.pretrained:  # fit continues from the shipped weights
+                self.net_.initialize()
+                self.net_.module_.load_state_dict(_shipped_weights(PRETRAINED))
             self._train(self.net_, X_fit, y_fit)
         return self
 

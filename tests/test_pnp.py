@@ -284,6 +284,20 @@ def test_shipped_weights():
         _shipped_weights("no_such.pt")
 
 
+def test_pretrained_fine_tunes_the_shipped_network():
+    """``pretrained=True`` starts from the shipped weights (its first loss is
+    the shipped network's, far below a fresh one's) and trains them further."""
+    X = extract_patches(load_images("train"), 64, 32, random_state=0)
+    shipped = load_pretrained().module.state_dict()
+    tuned = PnPRestorer(pretrained=True, max_epochs=1, lr=1e-4, random_state=0).fit(X)
+    fresh = PnPRestorer(max_epochs=1, lr=1e-4, random_state=0).fit(X)
+    tuned_loss = tuned.net_.history[0, "train_loss"]
+    assert tuned_loss < 0.2 * fresh.net_.history[0, "train_loss"]
+    state = tuned.net_.module_.state_dict()
+    assert not all(torch.equal(state[k], shipped[k]) for k in shipped)
+    assert all(torch.allclose(state[k], shipped[k], atol=1e-2) for k in shipped)
+
+
 # ----- solvers --------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def blurred():
@@ -495,6 +509,10 @@ def test_restorer_bad_input():
         PnPRestorer(A, algorithm="sgd").fit(X)
     with pytest.raises(ValueError, match="self_ensemble"):
         PnPRestorer(A, self_ensemble="yes").fit(X)
+    with pytest.raises(ValueError, match="pretrained"):
+        PnPRestorer(A, pretrained=1).fit(X)
+    with pytest.raises(ValueError, match="pretrained=True .* denoiser='cnn'"):
+        PnPRestorer(A, denoiser="tv", pretrained=True).fit(X)
     with pytest.raises(ValueError, match="denoiser"):
         PnPRestorer(A, denoiser="bm3d").fit(X)
     with pytest.raises(ValueError, match="operator"):
