@@ -270,7 +270,8 @@ def write_report(args, all_runs, peers, observed, train_seconds, cnn, X_test,
         "# PnPRestorer: plug-and-play restoration (issue 5)",
         "",
         f"Command: `python benchmarks/pnp.py{' --cache ...' if args.cache else ''}"
-        f"{' --pretrained' if args.pretrained else ''}` "
+        f"{' --pretrained' if args.pretrained else ''}"
+        f"{' --fine-tune' if args.fine_tune else ''}` "
         f"(CPU, {args.threads} thread{'s' if args.threads > 1 else ''}, float32).",
         "",
         (f"Learned denoiser: `DenoisingCNN`, {n_params} parameters, the shipped one "
@@ -278,9 +279,12 @@ def write_report(args, all_runs, peers, observed, train_seconds, cnn, X_test,
          "`PnPRestorer.fit` on 16000 patches 48x48 of TRAIN_IMAGES, 60 epochs of "
          "batches of 32, noise levels uniform in [0, 0.2], in 47.7 min)"
          if train_seconds is None else
-         f"Learned denoiser: `DenoisingCNN`, {n_params} parameters, trained once by "
-         f"`PnPRestorer.fit` on {args.n_patches} patches {args.patch_size}x{args.patch_size} "
-         f"of TRAIN_IMAGES, {args.max_epochs} epochs (fresh noise, levels uniform in "
+         f"Learned denoiser: `DenoisingCNN`, {n_params} parameters, "
+         + ("the shipped one fine-tuned by `PnPRestorer(pretrained=True).fit`"
+            if args.fine_tune else "trained once by `PnPRestorer.fit`")
+         + f" on {args.n_patches} patches {args.patch_size}x{args.patch_size} "
+         f"of TRAIN_IMAGES (seed {args.seed}), {args.max_epochs} epochs of batches of "
+         f"{args.batch_size}, lr {args.lr:g} (fresh noise, levels uniform in "
          f"[0, 0.2], every epoch) in {train_seconds / 60:.1f} min")
         + "; reused for every operator and noise level below through `set_params` "
         "(no refit). `cnn-x8`: the same network with the x8 self-ensemble "
