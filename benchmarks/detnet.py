@@ -208,11 +208,11 @@ def fixed_section(args, head):
     H_fixed = correlated_channel(60, 30, 0.55, 7)
     det, fit_time, epochs = train(30, 60, "bpsk", (7, 14), args.n_train_fixed,
                                   args.epochs_fixed, H_fixed, 1, args.verbose,
-                                  args.lr_fixed)
+                                  args.lr_fixed, n_layers=args.layers_fixed)
     rows, _ = ber_rows(det, 30, 60, "bpsk", [8, 10, 12], args.n_test, H_fixed, 2000)
     return ["## Fixed channel: one 60 x 30 channel, Toeplitz correlation 0.55", "",
             f"`R_rx^1/2 G R_tx^1/2` with Toeplitz `0.55^|i-j|` at both ends; "
-            f"DetNet trained for {epochs} epochs ({fit_time / 60:.1f} min) on "
+            f"DetNet ({args.layers_fixed} layers) trained for {epochs} epochs ({fit_time / 60:.1f} min) on "
             f"{args.n_train_fixed} transmissions, lr {args.lr_fixed:g}.", "",
             table(head, rows), ""]
 
@@ -227,6 +227,9 @@ def main():
                         help="learning rate for the fixed channel, where DetNet "
                              "must learn most (its start is far from ML)")
     parser.add_argument("--epochs-fixed", type=int, default=20)
+    parser.add_argument("--layers-fixed", type=int, default=30,
+                        help="DetNet layers for the fixed channel (the paper: 3 x users); "
+                             "its ill-conditioned Gram needs more iterations")
     parser.add_argument("--n-train-fixed", type=int, default=None,
                         help="default: half of --n-train")
     parser.add_argument("--fixed-only", action="store_true",
