@@ -52,7 +52,8 @@ print(f"observation: {psnr(clean, observed, data_range=1):.2f} dB")
 # -------------
 # ``PnPRestorer.fit(X)`` trains the CNN on clean example images (patches);
 # the package also ships the network ``benchmarks/pnp.py`` trains on
-# TRAIN_IMAGES patches in 48 minutes (:func:`~sklearn_mbdl.denoisers.
+# TRAIN_IMAGES patches in 48 minutes, then fine-tuned for 18
+# (:func:`~sklearn_mbdl.denoisers.
 # load_pretrained`). Any callable ``(x, sigma) -> x`` plugs in as the
 # denoiser, so the shipped one is used directly; ``fit`` then only records
 # the image shape. The TV restorer runs the same loop with ``denoiser="tv"``.
@@ -86,10 +87,10 @@ for (prior, algorithm), (denoiser, rho) in settings.items():
 # ADMM settles within a few iterations, HQS follows its decreasing
 # noise-level schedule to the end (30 iterations), proximal gradient, with a
 # step of ``1/L``, is the slowest. On this image the learned prior ends
-# about 0.65 dB above TV with ADMM; on the six test images of the benchmark
-# (``benchmarks/results/pnp.md``) the gain is 0.90 dB at noise 0.01 and
-# 0.72 dB at 0.03: a denoiser of 8.7e4 parameters trained for 48 minutes on
-# one CPU thread is a modest prior.
+# about 0.7 dB above TV with ADMM; on the six test images of the benchmark
+# (``benchmarks/results/pnp.md``) the gain is 0.93 dB at noise 0.01 and
+# 0.73 dB at 0.03: a denoiser of 8.7e4 parameters trained for about an hour
+# on a CPU is a modest prior.
 
 fig, ax = plt.subplots(figsize=(6, 4))
 for (prior, algorithm), (_, nmse) in results.items():

@@ -95,8 +95,8 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
         Average the denoiser over the eight flips and quarter turns of its
         input (:class:`~sklearn_mbdl.denoisers.SelfEnsemble`): eight times
         the cost of each prior step. With the shipped CNN, deblurring gains
-        0.07 to 0.10 dB on the benchmark's test pictures (noise 0.03 / 0.01)
-        and 0.3 dB on small 48 x 48 patches. Changes nothing but the cost for an
+        0.07 / 0.10 dB on the benchmark's test pictures (noise 0.03 / 0.01)
+        and 0.4 dB on small 48 x 48 patches. Changes nothing but the cost for an
         equivariant denoiser.
     pretrained : bool, default=False
         With ``denoiser="cnn"``, ``fit`` starts from the shipped network
