@@ -212,7 +212,8 @@ def fixed_section(args, head):
     rows, _ = ber_rows(det, 30, 60, "bpsk", [8, 10, 12], args.n_test, H_fixed, 2000)
     return ["## Fixed channel: one 60 x 30 channel, Toeplitz correlation 0.55", "",
             f"`R_rx^1/2 G R_tx^1/2` with Toeplitz `0.55^|i-j|` at both ends; "
-            f"DetNet ({args.layers_fixed} layers) trained for {epochs} epochs ({fit_time / 60:.1f} min) on "
+            f"DetNet ({args.layers_fixed} layers) trained for {epochs} epochs "
+            f"({fit_time / 60:.1f} min) on "
             f"{args.n_train_fixed} transmissions, lr {args.lr_fixed:g}.", "",
             table(head, rows), ""]
 

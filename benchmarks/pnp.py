@@ -62,9 +62,14 @@ def train_restorer(n_patches=16000, patch_size=48, max_epochs=60, batch_size=32,
                    cache=None, seed=0, pretrained=False, lr=1e-3):
     """The CNN denoiser, trained once on TRAIN_IMAGES patches (cached); with
     ``pretrained``, the shipped one fine-tuned on them."""
+    settings = dict(n_patches=n_patches, patch_size=patch_size, max_epochs=max_epochs,
+                    batch_size=batch_size, seed=seed, pretrained=pretrained, lr=lr)
     if cache and os.path.exists(cache):
         with open(cache, "rb") as f:
-            restorer, seconds = pickle.load(f)
+            restorer, seconds, cached = pickle.load(f)
+        if cached != settings:
+            raise ValueError(f"the cache {cache} holds a denoiser trained with "
+                             f"{cached}, not {settings}: remove it or pass another.")
         print(f"loaded the trained denoiser from {cache} (trained in {seconds:.0f} s)")
         return restorer, seconds
     patches = extract_patches(load_images("train"), n_patches, patch_size,
@@ -76,7 +81,7 @@ def train_restorer(n_patches=16000, patch_size=48, max_epochs=60, batch_size=32,
     seconds = time.perf_counter() - start
     if cache:
         with open(cache, "wb") as f:
-            pickle.dump((restorer, seconds), f)
+            pickle.dump((restorer, seconds, settings), f)
     return restorer, seconds
 
 
@@ -178,6 +183,8 @@ def main(argv=None):
                         help="smoke test: 2 test images, 2-point grids (not a result)")
     parser.add_argument("--out", default=os.path.join(RESULTS, "pnp.md"))
     args = parser.parse_args(argv)
+    args.command = " ".join(["python benchmarks/pnp.py",
+                             *(sys.argv[1:] if argv is None else argv)])
     torch.set_num_threads(args.threads)
     import matplotlib
 
@@ -271,9 +278,7 @@ def write_report(args, all_runs, peers, observed, train_seconds, cnn, X_test,
     lines = [
         "# PnPRestorer: plug-and-play restoration (issue 5)",
         "",
-        f"Command: `python benchmarks/pnp.py{' --cache ...' if args.cache else ''}"
-        f"{' --pretrained' if args.pretrained else ''}"
-        f"{' --fine-tune' if args.fine_tune else ''}` "
+        f"Command: `{args.command}` "
         f"(CPU, {args.threads} thread{'s' if args.threads > 1 else ''}, float32).",
         "",
         (f"Learned denoiser: `DenoisingCNN`, {n_params} parameters, the shipped one "

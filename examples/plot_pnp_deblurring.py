@@ -51,10 +51,9 @@ print(f"observation: {psnr(clean, observed, data_range=1):.2f} dB")
 # The denoisers
 # -------------
 # ``PnPRestorer.fit(X)`` trains the CNN on clean example images (patches);
-# the package also ships the network ``benchmarks/pnp.py`` trains on
-# TRAIN_IMAGES patches in 48 minutes, then fine-tuned for 18
-# (:func:`~sklearn_mbdl.denoisers.
-# load_pretrained`). Any callable ``(x, sigma) -> x`` plugs in as the
+# the package also ships the network ``benchmarks/pnp.py`` trained on
+# TRAIN_IMAGES patches (48 minutes, then 18 of fine-tuning;
+# :func:`~sklearn_mbdl.denoisers.load_pretrained`). Any callable ``(x, sigma) -> x`` plugs in as the
 # denoiser, so the shipped one is used directly; ``fit`` then only records
 # the image shape. The TV restorer runs the same loop with ``denoiser="tv"``.
 # ``rho`` (the data step's penalty; the denoiser runs at level

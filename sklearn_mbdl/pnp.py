@@ -25,8 +25,8 @@ from ._base import (
     to_tensor,
 )
 from .denoisers import (
-    CNNDenoiser,
     PRETRAINED,
+    CNNDenoiser,
     DenoisingCNN,
     SelfEnsemble,
     TVDenoiser,
@@ -165,8 +165,8 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
     """
 
     def __init__(self, operator=None, *, denoiser="cnn", self_ensemble=False,
-                 pretrained=False, algorithm="admm", n_iter=30, rho=0.02, noise_level=0.01,
-                 image_shape=None, max_epochs=20, lr=1e-3, batch_size=32,
+                 pretrained=False, algorithm="admm", n_iter=30, rho=0.02,
+                 noise_level=0.01, image_shape=None, max_epochs=20, lr=1e-3, batch_size=32,
                  device="cpu", random_state=None, verbose=0):
         self.operator = operator
         self.denoiser = denoiser
