@@ -48,6 +48,10 @@ RHO_GRID = {"cnn": [0.003, 0.006, 0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8],
 RHO_GRID_PGD = {"cnn": [0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2],
                 "tv": [0.03, 0.1, 0.3, 1.0, 3.0, 10.0],
                 "wavelet": [0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0]}
+#: HQS (DPIR's parametrisation): rho is the last data step's penalty (DPIR's
+#: lambda, 0.23 there) and the schedule length is picked too, DPIR's 8 or 30
+RHO_GRID_HQS = [0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.23, 0.5, 1.0, 2.0]
+HQS_ITERS = [8, 30]
 TV_INNER = 100
 DEEPINV_GRID = [0.0004, 0.0008, 0.0016, 0.0032, 0.0064, 0.0128]
 
@@ -207,7 +211,7 @@ def main(argv=None):
         print(f"saved the denoiser's weights to {args.save_weights}")
 
     if args.quick:
-        for grid in (*RHO_GRID.values(), *RHO_GRID_PGD.values()):
+        for grid in (*RHO_GRID.values(), *RHO_GRID_PGD.values(), RHO_GRID_HQS):
             del grid[1:-1]
         DEEPINV_GRID[1:-1] = []
     test = {name: centre_crop(img).astype(np.float32)
@@ -302,7 +306,10 @@ def write_report(args, all_runs, peers, observed, train_seconds, cnn, X_test,
         f"Test: 256x256 centre crops of the TEST_IMAGES ({', '.join(names)}), never "
         "seen in training. Each method's `rho` (ours) or `lambda` (deepinv) is the best "
         "of a small grid by PSNR on 256x256 centre crops of three TRAIN_IMAGES "
-        f"({', '.join(TUNE_NAMES)}), never on the test images. 30 iterations everywhere. "
+        f"({', '.join(TUNE_NAMES)}), never on the test images. 30 iterations for ADMM "
+        "and PGD; HQS follows DPIR's schedule (denoiser level from 0.2 down to the "
+        "noise level, `rho` the last data step's penalty) over 8 or 30 steps, "
+        "picked with `rho` on the tuning crops. "
         "Blur: Gaussian, sigma 1.6 px, 25x25, circular (FFT) boundaries. MRI: "
         "`cartesian_mask((256, 256), 4)` (64 of 256 columns, 8% centre), noise 0.01 "
         "on the orthonormal k-space; start `A^T y` (zero-filled).",
@@ -313,19 +320,21 @@ def write_report(args, all_runs, peers, observed, train_seconds, cnn, X_test,
         obs = observed[key]
         lines += [f"## {key}", "",
                   f"Observation: PSNR {obs['psnr']:.2f} dB, NMSE {obs['nmse']:.2f} dB.", "",
-                  "| prior | algorithm | rho | PSNR (dB) | NMSE (dB) | time / image (s) |",
-                  "|---|---|---|---|---|---|"]
+                  "| prior | algorithm | rho | iterations | PSNR (dB) | NMSE (dB) | "
+                  "time / image (s) |",
+                  "|---|---|---|---|---|---|---|"]
         for (prior, algorithm), run in runs.items():
             lines.append(f"| {prior} | {algorithm} | {run['rho']:g}{' (edge)' if run['edge'] else ''} "
-                         f"| {run['psnr']:.2f} | {run['nmse']:.2f} | {run['seconds']:.2f} |")
+                         f"| {run['n_iter']} | {run['psnr']:.2f} | {run['nmse']:.2f} "
+                         f"| {run['seconds']:.2f} |")
         peer = peers.get(key)
         if peer:
             for name, res in peer.items():
                 lines.append(f"| deepinv {name} | ADMM | lambda {res['lam']:g}"
-                             f"{' (edge)' if res['edge'] else ''} | {res['psnr']:.2f} | - | "
+                             f"{' (edge)' if res['edge'] else ''} | 30 | {res['psnr']:.2f} | - | "
                              f"{res['seconds']:.2f} |")
         elif key.startswith("deblur"):
-            lines.append("| deepinv | - | - | skipped: deepinv not importable here | - | - |")
+            lines.append("| deepinv | - | - | - | skipped: deepinv not importable here | - | - |")
         lines.append("")
 
     def best(runs, prior, metric="psnr"):
@@ -378,16 +387,19 @@ def write_report(args, all_runs, peers, observed, train_seconds, cnn, X_test,
             for algorithm in ("admm", "pgd"):
                 if "plateau" in runs[prior, algorithm]:
                     parts.append(f"{prior}-{algorithm} {runs[prior, algorithm]['plateau']}")
-            hqs_hist = runs[prior, "hqs"]["history"]
-            parts.append(f"{prior}-hqs {plateau(hqs_hist)} (of its 30-step schedule)")
+            hqs = runs[prior, "hqs"]
+            parts.append(f"{prior}-hqs {plateau(hqs['history'])} (of its "
+                         f"{hqs['n_iter']}-step schedule)")
         targets.append(f"| {key}: iterations to plateau (NMSE within 0.1 dB of the "
                        f"100-iteration value; 2 images) | {', '.join(parts)} | reported |")
     runs = all_runs["deblur 0.01"]
+    x8_algo = next(a for p, a in runs if p == "cnn-x8")
     targets.append(f"| time of one 256x256 deblurring, CPU {args.threads} thread"
-                   f"{'s' if args.threads > 1 else ''}, 30 iterations | "
-                   f"CNN: ADMM {runs['cnn', 'admm']['seconds']:.2f} s, HQS "
-                   f"{runs['cnn', 'hqs']['seconds']:.2f} s, PGD {runs['cnn', 'pgd']['seconds']:.2f} s;"
-                   f" x8 self-ensemble ADMM {runs['cnn-x8', 'admm']['seconds']:.2f} s;"
+                   f"{'s' if args.threads > 1 else ''} | "
+                   f"CNN: ADMM (30 it.) {runs['cnn', 'admm']['seconds']:.2f} s, HQS "
+                   f"({runs['cnn', 'hqs']['n_iter']} it.) {runs['cnn', 'hqs']['seconds']:.2f} s, "
+                   f"PGD (30 it.) {runs['cnn', 'pgd']['seconds']:.2f} s;"
+                   f" x8 self-ensemble {x8_algo.upper()} {runs['cnn-x8', x8_algo]['seconds']:.2f} s;"
                    f" TV-ADMM {runs['tv', 'admm']['seconds']:.2f} s; wavelet-ADMM "
                    f"{runs['wavelet', 'admm']['seconds']:.2f} s | reported (no GPU run) |")
     lines = lines[:n_header] + targets + [""] + lines[n_header:]
@@ -434,51 +446,60 @@ def write_report(args, all_runs, peers, observed, train_seconds, cnn, X_test,
     print("\n".join(lines))
 
 
-def run_one(restorer, operator, noise, grid, Y_tune, X_tune, Y_test, X_test, **params):
-    """Pick ``rho`` from ``grid`` on the tuning crops, then restore the test
-    crops with it (the one trained restorer serves every run through
-    ``set_params``: no refit)."""
+def run_one(restorer, operator, noise, grid, Y_tune, X_tune, Y_test, X_test,
+            iters=(30,), **params):
+    """Pick ``rho`` from ``grid`` (and the iterations from ``iters``) on the
+    tuning crops, then restore the test crops with it (the one trained
+    restorer serves every run through ``set_params``: no refit)."""
     scores = []
-    for rho in grid:
-        restorer.set_params(operator=operator, rho=rho, noise_level=noise, n_iter=30,
-                            **params)
-        scores.append(psnr(X_tune, restorer.transform(Y_tune), data_range=1.0))
-    rho = grid[int(np.argmax(scores))]
-    restorer.set_params(rho=rho)
+    for n_iter in iters:
+        for rho in grid:
+            restorer.set_params(operator=operator, rho=rho, noise_level=noise,
+                                n_iter=n_iter, **params)
+            scores.append((psnr(X_tune, restorer.transform(Y_tune), data_range=1.0),
+                           rho, n_iter))
+    tune, rho, n_iter = max(scores)
+    restorer.set_params(rho=rho, n_iter=n_iter)
     start = time.perf_counter()
     out, history = restorer.transform(Y_test, return_history=True, reference=X_test)
     seconds = (time.perf_counter() - start) / len(Y_test)
     per_image = psnr(X_test, out, data_range=1.0, per_image=True)
-    return dict(rho=rho, psnr=float(per_image.mean()), per_image=per_image,
-                nmse=nmse_db(X_test, out), history=history["nmse_db"],
-                seconds=seconds, edge=rho in (grid[0], grid[-1]), out=out)
+    return dict(rho=rho, n_iter=n_iter, tune=tune, psnr=float(per_image.mean()),
+                per_image=per_image, nmse=nmse_db(X_test, out),
+                history=history["nmse_db"], seconds=seconds,
+                edge=rho in (grid[0], grid[-1]), out=out)
 
 
 def tune_and_run(restorer, denoisers, operator, noise, Y_tune, X_tune, Y_test, X_test):
     """For every prior and algorithm: pick rho on the tuning crops, then
-    restore the test crops; then the CNN with the x8 self-ensemble (ADMM,
-    rho re-picked among half, once and twice the plain CNN's)."""
+    restore the test crops; then the CNN with the x8 self-ensemble (with
+    the plain CNN's algorithm that scored best on the tuning crops, its
+    iterations, rho re-picked among half, once and twice its own)."""
     runs = {}
 
     def report(key, run):
         runs[key] = run
-        print(f"  {key[0]:8s} {key[1]:5s} rho={run['rho']:<6g} PSNR {run['psnr']:6.2f} dB"
+        print(f"  {key[0]:8s} {key[1]:5s} rho={run['rho']:<6g} it={run['n_iter']:<3d} "
+              f"PSNR {run['psnr']:6.2f} dB"
               f"  NMSE {run['nmse']:7.2f} dB  {run['seconds']:.2f} s/image"
               + ("  (rho at the grid's edge)" if run["edge"] else ""), flush=True)
 
     for prior in PRIORS:
         for algorithm in ALGORITHMS:
-            grid = RHO_GRID_PGD[prior] if algorithm == "pgd" else RHO_GRID[prior]
+            grid = {"pgd": RHO_GRID_PGD[prior], "hqs": RHO_GRID_HQS}.get(
+                algorithm, RHO_GRID[prior])
             report((prior, algorithm),
                    run_one(restorer, operator, noise, grid, Y_tune, X_tune, Y_test,
-                           X_test, denoiser=denoisers[prior], algorithm=algorithm,
+                           X_test, iters=HQS_ITERS if algorithm == "hqs" else (30,),
+                           denoiser=denoisers[prior], algorithm=algorithm,
                            self_ensemble=False))
-    rho = runs["cnn", "admm"]["rho"]
+    algorithm = max(("admm", "hqs"), key=lambda a: runs["cnn", a]["tune"])
+    rho, n_iter = runs["cnn", algorithm]["rho"], runs["cnn", algorithm]["n_iter"]
     run = run_one(restorer, operator, noise, [rho / 2, rho, 2 * rho], Y_tune, X_tune,
-                  Y_test, X_test, denoiser=denoisers["cnn"], algorithm="admm",
-                  self_ensemble=True)
+                  Y_test, X_test, iters=(n_iter,), denoiser=denoisers["cnn"],
+                  algorithm=algorithm, self_ensemble=True)
     run["edge"] = False  # the plain CNN's grid decided the range
-    report(("cnn-x8", "admm"), run)
+    report(("cnn-x8", algorithm), run)
     restorer.set_params(self_ensemble=False)
     return runs
 

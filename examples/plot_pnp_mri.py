@@ -57,10 +57,10 @@ print(f"zero-filled: NMSE {nmse_db(clean, zero_filled):.2f} dB")
 
 settings = {
     ("CNN", "admm"): (load_pretrained(), 0.006),
-    ("CNN", "hqs"): (load_pretrained(), 0.8),
+    ("CNN", "hqs"): (load_pretrained(), 0.01),
     ("CNN", "pgd"): (load_pretrained(), 0.1),
     ("TV", "admm"): ("tv", 0.001),
-    ("TV", "hqs"): ("tv", 0.3),
+    ("TV", "hqs"): ("tv", 0.0025),
     ("TV", "pgd"): ("tv", 1.0),
 }
 results = {}

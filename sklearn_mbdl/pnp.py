@@ -108,11 +108,13 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
     n_iter : int, default=30
         Iterations of the solver.
     rho : float, default=0.02
-        Penalty of the data step; the denoiser runs at level
-        ``noise_level / sqrt(rho)`` (HQS ends there, starting at 0.2; PGD
-        steps ``1/L``). Smaller values regularise more. The benchmark's
-        best values for the CNN with ADMM lie between 0.006 and 0.025
-        (deblurring, MRI); tune it with ``score`` and ``GridSearchCV``.
+        Penalty of the data step; smaller values regularise more. ADMM and
+        PGD (which steps ``1/L``) run the denoiser at level
+        ``noise_level / sqrt(rho)``. HQS follows DPIR's schedule: the
+        denoiser level decreases from 0.2 to ``noise_level`` and ``rho`` is
+        the last data step's penalty (DPIR's ``lambda``, 0.23 there). The
+        benchmark's best values for the CNN with ADMM lie between 0.006 and
+        0.025 (deblurring, MRI); tune it with ``score`` and ``GridSearchCV``.
     noise_level : float, default=0.01
         Standard deviation of the observation noise (images in [0, 1]).
     image_shape : tuple of int (h, w), optional

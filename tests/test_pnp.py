@@ -359,8 +359,22 @@ def test_solvers_plug_any_callable(blurred):
     assert calls == [0.02] * 3
     calls.clear()
     hqs(y, A, identity, rho=0.25, noise_level=0.01, n_iter=4, sigma_start=0.2)
-    assert calls[0] == pytest.approx(0.2) and calls[-1] == pytest.approx(0.02)
+    # DPIR's schedule: from sigma_start down to the noise level, whatever rho
+    assert calls[0] == pytest.approx(0.2) and calls[-1] == pytest.approx(0.01)
     assert all(a > b for a, b in zip(calls, calls[1:]))
+
+
+def test_hqs_penalty_ends_at_rho(blurred, monkeypatch):
+    """HQS's data penalty follows the denoiser level, rho * (noise / sigma_k)^2,
+    so that the last step has penalty rho (DPIR's lambda)."""
+    A, y, _ = blurred
+    penalties, solve = [], A.data_solve
+    monkeypatch.setattr(A, "data_solve",
+                        lambda y_, z, rho: penalties.append(rho) or solve(y_, z, rho))
+    hqs(y, A, lambda x, sigma: x, rho=0.23, noise_level=0.01, n_iter=5, sigma_start=0.2)
+    assert penalties[0] == pytest.approx(0.23 * (0.01 / 0.2) ** 2)
+    assert penalties[-1] == pytest.approx(0.23)
+    assert all(a < b for a, b in zip(penalties, penalties[1:]))
 
 
 def test_dpir_schedule():

@@ -161,25 +161,30 @@ def dpir_schedule(n_iter, sigma_start, sigma_end):
     return [sigma_start * ratio ** k for k in range(n_iter)]
 
 
-def hqs(y, operator, denoiser, *, rho=0.25, noise_level=0.01, n_iter=30,
+def hqs(y, operator, denoiser, *, rho=0.23, noise_level=0.01, n_iter=8,
         sigma_start=0.2, x0=None, callback=None):
     """Plug-and-play half-quadratic splitting with DPIR's schedule.
 
     The denoiser's level decreases geometrically from ``sigma_start`` to
-    ``sigma_end = noise_level / sqrt(rho)`` (:func:`dpir_schedule`) and the
-    data step's penalty follows it, ``rho_k = (noise_level / sigma_k)^2``
-    (so the last iteration is ADMM's configuration)::
+    the noise level (:func:`dpir_schedule`) and the data step's penalty
+    follows it, ``rho_k = rho * (noise_level / sigma_k)^2``, so that the last
+    iteration has penalty ``rho`` and the denoiser at ``noise_level``
+    (Zhang et al. 2021, whose ``lambda`` is ``rho``: 0.23 there)::
 
         s = operator.data_solve(y, z, rho_k)
         z = denoiser(s, sigma_k)
 
     Starting from a strong denoiser and refining lets HQS, which has no dual
-    variable, converge in a few tens of iterations.
+    variable, converge in a few iterations (DPIR uses 8).
 
     Parameters
     ----------
-    y, operator, denoiser, rho, noise_level, n_iter
+    y, operator, denoiser, noise_level
         As in :func:`admm`.
+    rho : float, default=0.23
+        Penalty of the last data step; smaller values regularise more.
+    n_iter : int, default=8
+        Length of the schedule.
     sigma_start : float, default=0.2
         First denoiser level (DPIR: 49/255).
     x0, callback
@@ -198,14 +203,14 @@ def hqs(y, operator, denoiser, *, rho=0.25, noise_level=0.01, n_iter=30,
     >>> from sklearn_mbdl.solvers import hqs
     >>> A = GaussianBlur(1.0, 7)
     >>> x = torch.zeros(1, 16, 16, dtype=torch.float64); x[:, 4:12, 4:12] = 1
-    >>> restored, changes = hqs(A(x), A, TVDenoiser(), rho=0.1, n_iter=20)
+    >>> restored, changes = hqs(A(x), A, TVDenoiser(), rho=0.05, n_iter=20)
     >>> bool((restored - x).norm() < (A(x) - x).norm())
     True
     """
     _check(y, operator, denoiser, rho, noise_level, n_iter)
     if not isinstance(sigma_start, numbers.Real) or not sigma_start > 0:
         raise ValueError(f"sigma_start must be a positive number, got {sigma_start!r}.")
-    sigma_end = max(noise_level / math.sqrt(rho), 1e-6)
+    sigma_end = max(noise_level, 1e-6)
     z = _start(operator, y, x0)
     changes = []
     for k, sigma in enumerate(dpir_schedule(n_iter, sigma_start, sigma_end)):
