@@ -179,10 +179,12 @@ def hqs(y, operator, denoiser, *, rho=0.23, noise_level=0.01, n_iter=8,
 
     Parameters
     ----------
-    y, operator, denoiser, noise_level
+    y, operator, denoiser
         As in :func:`admm`.
     rho : float, default=0.23
         Penalty of the last data step; smaller values regularise more.
+    noise_level : float, default=0.01
+        As in :func:`admm`: the last denoiser level.
     n_iter : int, default=8
         Length of the schedule.
     sigma_start : float, default=0.2
