@@ -40,11 +40,6 @@ from .solvers._splitting import _change
 __all__ = ["PnPRestorer"]
 
 ALGORITHMS = {"admm": admm, "hqs": hqs, "pgd": pgd}
-#: ``rho`` of each algorithm when ``PnPRestorer(rho=None)``: values that
-#: restore well with the shipped CNN and with TV on the deblurring benchmark
-#: (ADMM and PGD: the denoiser at ``noise_level / sqrt(rho)``; HQS: DPIR's
-#: lambda, the last step's penalty)
-DEFAULT_RHO = {"admm": 0.02, "hqs": 0.23, "pgd": 1.0}
 CLASSIC_DENOISERS = {"tv": TVDenoiser, "wavelet": WaveletDenoiser}
 #: noise levels the CNN is trained on: uniform in [0, SIGMA_MAX]
 SIGMA_MAX = 0.2
@@ -114,11 +109,10 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
         Iterations of the solver.
     rho : float, default=None
         Penalty of the data step; smaller values regularise more. None
-        takes each algorithm's default (``sklearn_mbdl.pnp.DEFAULT_RHO``):
-        0.02 for ADMM, 0.23 for HQS (DPIR's), 1.0 for PGD; a value good for
-        one algorithm can ruin another (HQS with the CNN at 0.02 loses
-        14 dB). ADMM and
-        PGD (which steps ``1/L``) run the denoiser at level
+        takes the solver's own default: 0.02 for ADMM, 0.23 for HQS
+        (DPIR's), 1.0 for PGD; a value good for one algorithm can ruin
+        another (HQS with the CNN at 0.02 loses 14 dB). ADMM and PGD
+        (which steps ``1/L``) run the denoiser at level
         ``noise_level / sqrt(rho)``. HQS follows DPIR's schedule: the
         denoiser level decreases from 0.2 to ``noise_level`` and ``rho`` is
         the last data step's penalty (DPIR's ``lambda``, 0.23 there). The
@@ -406,8 +400,9 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
                 track(0, x)
             else:
                 solver = ALGORITHMS[self.algorithm]
-                rho = DEFAULT_RHO[self.algorithm] if self.rho is None else self.rho
-                x, changes = solver(y, operator, denoise, rho=float(rho),
+                # rho=None: the solver's own default
+                rho = {} if self.rho is None else {"rho": float(self.rho)}
+                x, changes = solver(y, operator, denoise, **rho,
                                     noise_level=float(self.noise_level),
                                     n_iter=int(self.n_iter), callback=track)
         history = {"change": to_numpy(changes.max(dim=1).values, np.float64)}

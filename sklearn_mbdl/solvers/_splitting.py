@@ -70,7 +70,7 @@ def _change(new, old):
     return diff / new.reshape(new.shape[0], -1).norm(dim=1).clamp(min=1e-12)
 
 
-def admm(y, operator, denoiser, *, rho=0.25, noise_level=0.01, n_iter=30,
+def admm(y, operator, denoiser, *, rho=0.02, noise_level=0.01, n_iter=30,
          x0=None, callback=None):
     """Plug-and-play ADMM.
 
@@ -89,8 +89,9 @@ def admm(y, operator, denoiser, *, rho=0.25, noise_level=0.01, n_iter=30,
     denoiser : callable
         ``(x, sigma) -> x`` on ``(n, h, w)`` tensors (see
         :mod:`sklearn_mbdl.denoisers`).
-    rho : float, default=0.25
-        Penalty of the data step; also sets the denoiser's level.
+    rho : float, default=0.02
+        Penalty of the data step; also sets the denoiser's level. Smaller
+        values regularise more.
     noise_level : float, default=0.01
         Standard deviation of the noise on ``y``.
     n_iter : int, default=30
@@ -226,7 +227,7 @@ def hqs(y, operator, denoiser, *, rho=0.23, noise_level=0.01, n_iter=8,
     return z, torch.stack(changes)
 
 
-def pgd(y, operator, denoiser, *, rho=0.25, noise_level=0.01, n_iter=30,
+def pgd(y, operator, denoiser, *, rho=1.0, noise_level=0.01, n_iter=30,
         step=None, x0=None, callback=None):
     """Plug-and-play proximal gradient descent.
 
@@ -239,7 +240,12 @@ def pgd(y, operator, denoiser, *, rho=0.25, noise_level=0.01, n_iter=30,
 
     Parameters
     ----------
-    y, operator, denoiser, rho, noise_level, n_iter
+    y, operator, denoiser
+        As in :func:`admm`.
+    rho : float, default=1.0
+        Sets the denoiser's level, as in :func:`admm` (PGD's best values
+        lie higher than ADMM's).
+    noise_level, n_iter
         As in :func:`admm`.
     step : float, optional
         Gradient step; ``1 / operator.lipschitz(image_shape)`` by default.
