@@ -17,7 +17,9 @@ the x8 self-ensemble (``PnPRestorer(self_ensemble=True)``).
                                         # benchmarks/results/pnp.md and pnp_*.png
     python benchmarks/pnp.py --pretrained   # the shipped denoiser, no training
     python benchmarks/pnp.py --fine-tune --lr 3e-4 --max-epochs 25 --seed 1
-        # fine-tunes the shipped denoiser on new patches (how it was made)
+        # fine-tunes the shipped denoiser on new patches (how it was made:
+        # this, then --max-epochs 40 --seed 2 and --max-epochs 25 --seed 3
+        # with the level-weighted loss, each from the previous one's weights)
 """
 
 import argparse
@@ -288,9 +290,12 @@ def write_report(args, all_runs, peers, observed, train_seconds, cnn, X_test,
         (f"Learned denoiser: `DenoisingCNN`, {n_params} parameters, the shipped one "
          "(`load_pretrained`: trained by earlier runs of this script through "
          "`PnPRestorer.fit` on 16000 patches 48x48 of TRAIN_IMAGES, 60 epochs of "
-         "batches of 32, noise levels uniform in [0, 0.2], in 47.7 min, then "
-         "fine-tuned with `--fine-tune --lr 3e-4 --max-epochs 25 --seed 1` in "
-         "17.6 min)"
+         "batches of 32, noise levels uniform in [0, 0.2], plain mean squared "
+         "error, in 47.7 min; fine-tuned with `--fine-tune --lr 3e-4 --max-epochs 25 "
+         "--seed 1` in 17.6 min; then with the level-weighted loss (`LevelWeightedMSE`, "
+         "each image's squared error over its noise variance) by `--fine-tune --lr "
+         "3e-4 --max-epochs 40 --seed 2` (51 min, one thread) and `--max-epochs 25 "
+         "--seed 3` (30 min))"
          if train_seconds is None else
          f"Learned denoiser: `DenoisingCNN`, {n_params} parameters, "
          + ("the shipped one fine-tuned by `PnPRestorer(pretrained=True).fit`"

@@ -52,7 +52,7 @@ print(f"observation: {psnr(clean, observed, data_range=1):.2f} dB")
 # -------------
 # ``PnPRestorer.fit(X)`` trains the CNN on clean example images (patches);
 # the package also ships the network ``benchmarks/pnp.py`` trained on
-# TRAIN_IMAGES patches (48 minutes, then 18 of fine-tuning;
+# TRAIN_IMAGES patches (48 minutes, then 99 of fine-tuning;
 # :func:`~sklearn_mbdl.denoisers.load_pretrained`). Any callable ``(x, sigma) -> x`` plugs in as the
 # denoiser, so the shipped one is used directly; ``fit`` then only records
 # the image shape. The TV restorer runs the same loop with ``denoiser="tv"``.
@@ -88,10 +88,10 @@ for (prior, algorithm), (denoiser, rho, n_iter) in settings.items():
 # noise-level schedule to the end (8 steps), proximal gradient, with a
 # step of ``1/L``, is the slowest. On this image the learned prior ends
 # about 0.7 dB above TV with ADMM; on the six test images of the benchmark
-# (``benchmarks/results/pnp.md``) the gain is 0.93 dB at noise 0.01 and
-# 0.73 dB at 0.03 with ADMM, 0.91 and 0.93 dB best against best (CNN-HQS
+# (``benchmarks/results/pnp.md``) the gain is 0.91 dB at noise 0.01 and
+# 0.67 dB at 0.03 with ADMM, 0.95 and 0.985 dB best against best (CNN-HQS
 # with the x8 self-ensemble against the best TV solver): a denoiser of
-# 8.7e4 parameters trained for about an hour on a CPU is a modest prior.
+# 8.7e4 parameters trained for about 2.5 hours on a CPU is a modest prior.
 
 fig, ax = plt.subplots(figsize=(6, 4))
 for (prior, algorithm), (_, nmse) in results.items():

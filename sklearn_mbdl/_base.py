@@ -229,9 +229,12 @@ class TorchEstimator(BaseEstimator):
         return np.sort(order[n_valid:]), np.sort(order[:n_valid])
 
     def _make_net(self, module, *, criterion, valid=None, callbacks=(),
-                  patience=20, gradient_clip=1.0, **kwargs):
+                  patience=20, gradient_clip=1.0, net_class=None, **kwargs):
         """The skorch net that trains ``module`` (a module class; its
         arguments come as ``module__name=value`` keyword arguments).
+
+        ``net_class`` replaces skorch's ``NeuralNetRegressor`` (e.g. a
+        subclass whose loss also reads the input batch).
 
         ``valid`` is a held-out ``(X, y)`` pair: with it, the net stops early
         when the validation loss stops improving and restores its best
@@ -254,7 +257,7 @@ class TorchEstimator(BaseEstimator):
             train_split = predefined_split(Dataset(*valid))
             callbacks.append(("early_stopping", EarlyStopping(
                 patience=patience, load_best=True, threshold=1e-4)))
-        return NeuralNetRegressor(
+        return (net_class or NeuralNetRegressor)(
             module=module,
             criterion=criterion,
             optimizer=torch.optim.Adam,
