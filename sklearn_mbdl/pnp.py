@@ -76,9 +76,10 @@ class _DenoiserNet(NeuralNetRegressor):
     the input's second channel (:class:`LevelWeightedMSE`)."""
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        y_true = _skorch_tensor(y_true, device=self.device)
-        sigma = _skorch_tensor(X, device=self.device)[:, 1].reshape(len(y_pred), -1)[:, 0]
-        return self.criterion_(y_pred, y_true, sigma)
+        X = _skorch_tensor(X, device=self.device)
+        # the level map is constant over each image: its first pixel
+        return self.criterion_(y_pred, _skorch_tensor(y_true, device=self.device),
+                               X[:, 1, 0, 0])
 
 
 def _simulate_noisy(rng, n_samples, *, clean, sigma_max):
