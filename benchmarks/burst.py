@@ -169,7 +169,8 @@ def main(argv=None):
     parser.add_argument("--save-weights", default=None,
                         help="write the scale-2 CNN model's state dict here")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", default=os.path.join(RESULTS, "burst.md"))
+    parser.add_argument("--out", default=os.path.join(RESULTS, "burst.md"),
+                        help="the report; its figures are written beside it")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: two 128 x 128 test crops")
     args = parser.parse_args(argv)
@@ -259,6 +260,7 @@ def main(argv=None):
 
 
 def write_report(args, rows, runs, curve, train_seconds, tuned):
+    figures = os.path.dirname(os.path.abspath(args.out))  # beside the report
     import matplotlib
 
     matplotlib.use("Agg")
@@ -280,7 +282,7 @@ def write_report(args, rows, runs, curve, train_seconds, tuned):
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(os.path.join(RESULTS, "burst_frames.png"), dpi=100)
+    fig.savefig(os.path.join(figures, "burst_frames.png"), dpi=100)
 
     names, truth, bursts, images, saa = runs["example"]
     i = names.index("camera") if "camera" in names else 0
@@ -297,7 +299,7 @@ def write_report(args, rows, runs, curve, train_seconds, tuned):
         ax.set_title(title, fontsize=9)
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(os.path.join(RESULTS, "burst_examples.png"), dpi=100)
+    fig.savefig(os.path.join(figures, "burst_examples.png"), dpi=100)
 
     header = ("scale", "frames", "noise", "bicubic", "shift-and-add (true)",
               "+ Wiener (true)", "TV twin", "learned", "learned - bicubic",

@@ -192,7 +192,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: 2 test images, 2-point grids (not a result)")
-    parser.add_argument("--out", default=os.path.join(RESULTS, "pnp.md"))
+    parser.add_argument("--out", default=os.path.join(RESULTS, "pnp.md"),
+                        help="the report; its figures are written beside it")
     args = parser.parse_args(argv)
     args.command = " ".join(["python benchmarks/pnp.py",
                              *(sys.argv[1:] if argv is None else argv)])
@@ -286,6 +287,7 @@ def main(argv=None):
 def write_report(args, all_runs, peers, observed, train_seconds, cnn, X_test,
                  names, plt):
     n_params = sum(p.numel() for p in cnn.module.parameters())
+    figures = os.path.dirname(os.path.abspath(args.out))  # beside the report
     lines = [
         "# PnPRestorer: plug-and-play restoration (issue 5)",
         "",
@@ -337,8 +339,7 @@ def write_report(args, all_runs, peers, observed, train_seconds, cnn, X_test,
                   "time / image (s) |",
                   "|---|---|---|---|---|---|---|"]
         for (prior, algorithm), run in runs.items():
-            passed = ", ".join(f"{r:g}" for r in run.get("passed_over", []))
-            passed = f" (settled; passed over {passed})" if passed else ""
+            passed = settle_note(run)
             edge = " (edge)" if run["edge"] else ""
             lines.append(f"| {prior} | {algorithm} | {run['rho']:g}{edge}{passed} "
                          f"| {run['n_iter']} | {run['psnr']:.2f} | {run['nmse']:.2f} "
@@ -437,7 +438,7 @@ def write_report(args, all_runs, peers, observed, train_seconds, cnn, X_test,
         ax.set_title(key + (" (ADMM/PGD: 2 images, 100 it.)" if True else ""))
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(os.path.join(RESULTS, "pnp_convergence.png"), dpi=100)
+    fig.savefig(os.path.join(figures, "pnp_convergence.png"), dpi=100)
     fig, axes = plt.subplots(2, 4, figsize=(12, 6.4))
     for row, key in enumerate(("deblur 0.03", "mri 0.01")):
         runs = all_runs[key]
@@ -455,7 +456,7 @@ def write_report(args, all_runs, peers, observed, train_seconds, cnn, X_test,
             ax.set_title(f"{key}: {title}", fontsize=8)
             ax.axis("off")
     fig.tight_layout()
-    fig.savefig(os.path.join(RESULTS, "pnp_examples.png"), dpi=100)
+    fig.savefig(os.path.join(figures, "pnp_examples.png"), dpi=100)
     lines += ["![convergence](pnp_convergence.png)", "", "![examples](pnp_examples.png)", ""]
     with open(args.out, "w") as f:
         f.write("\n".join(lines))
@@ -471,7 +472,8 @@ def run_one(restorer, operator, noise, grid, Y_tune, X_tune, Y_test, X_test,
     With ``settle`` (ADMM), the pick is the best value whose NMSE on the
     tuning crops has settled by its last iteration (within 0.1 dB of its
     100-iteration value): a value whose result at ``n_iter`` is a passing
-    transient is not a converged restoration. If none settles, the best."""
+    transient is not a converged restoration. If none settles, the best
+    (and ``settled`` is False: the report says so)."""
     scores = []
     for n_iter in iters:
         for rho in grid:
@@ -480,7 +482,7 @@ def run_one(restorer, operator, noise, grid, Y_tune, X_tune, Y_test, X_test,
             scores.append((psnr(X_tune, restorer.transform(Y_tune), data_range=1.0),
                            rho, n_iter))
     tune, rho, n_iter = max(scores)
-    passed_over = []
+    passed_over, settled = [], None
     if settle:
         for candidate in sorted(scores, reverse=True):
             restorer.set_params(rho=candidate[1], n_iter=SETTLE_ITERS)
@@ -488,10 +490,11 @@ def run_one(restorer, operator, noise, grid, Y_tune, X_tune, Y_test, X_test,
                                             reference=X_tune)
             if plateau(history["nmse_db"]) <= candidate[2]:
                 tune, rho, n_iter = candidate
+                settled = True
                 break
             passed_over.append(candidate[1])
         else:
-            passed_over = []
+            passed_over, settled = [], False
     restorer.set_params(rho=rho, n_iter=n_iter)
     start = time.perf_counter()
     out, history = restorer.transform(Y_test, return_history=True, reference=X_test)
@@ -500,7 +503,18 @@ def run_one(restorer, operator, noise, grid, Y_tune, X_tune, Y_test, X_test,
     return dict(rho=rho, n_iter=n_iter, tune=tune, psnr=float(per_image.mean()),
                 per_image=per_image, nmse=nmse_db(X_test, out),
                 history=history["nmse_db"], seconds=seconds,
-                edge=rho in (grid[0], grid[-1]), out=out, passed_over=passed_over)
+                edge=rho in (grid[0], grid[-1]), out=out, passed_over=passed_over,
+                settled=settled)
+
+
+def settle_note(run):
+    """What the settling rule did for an ADMM pick, for the report."""
+    if run.get("settled") is False:
+        return f" (none of the grid settled by iteration {run['n_iter']}: the best)"
+    if run.get("passed_over"):
+        return (" (settled; passed over "
+                + ", ".join(f"{r:g}" for r in run["passed_over"]) + ")")
+    return ""
 
 
 def tune_and_run(restorer, denoisers, operator, noise, Y_tune, X_tune, Y_test, X_test):
@@ -516,9 +530,7 @@ def tune_and_run(restorer, denoisers, operator, noise, Y_tune, X_tune, Y_test, X
               f"PSNR {run['psnr']:6.2f} dB"
               f"  NMSE {run['nmse']:7.2f} dB  {run['seconds']:.2f} s/image"
               + ("  (rho at the grid's edge)" if run["edge"] else "")
-              + (f"  (passed over, not settled by iteration {run['n_iter']} on the "
-                 f"tuning crops: rho {', '.join(f'{r:g}' for r in run['passed_over'])})"
-                 if run.get("passed_over") else ""), flush=True)
+              + settle_note(run), flush=True)
 
     for prior in PRIORS:
         for algorithm in ALGORITHMS:
