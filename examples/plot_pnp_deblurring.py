@@ -90,8 +90,9 @@ for (prior, algorithm), (denoiser, rho, n_iter) in settings.items():
 # about 0.5 dB above TV with ADMM and 0.8 dB with HQS; on the six test images of the benchmark
 # (``benchmarks/results/pnp.md``) the gain is 0.91 dB at noise 0.01 and
 # 0.67 dB at 0.03 with ADMM, 0.95 and 0.985 dB best against best (CNN-HQS
-# with the x8 self-ensemble against the best TV solver): a denoiser of
-# 8.7e4 parameters trained for about 2.5 hours on a CPU is a modest prior.
+# with the x8 self-ensemble against the best TV solver). Deeper networks
+# grown from this one denoise 0.1 dB better but restore no better
+# (``benchmarks/RESULTS.md``).
 
 fig, ax = plt.subplots(figsize=(6, 4))
 for (prior, algorithm), (_, nmse) in results.items():
