@@ -6,7 +6,7 @@ device) and the figure ``detnet_ber.png``.
 Run::
 
     python benchmarks/detnet.py              # CPU, one thread (~35 min)
-    python benchmarks/detnet.py --quick      # a smaller smoke run
+    python benchmarks/detnet.py --quick --out-dir /tmp/detnet   # a smaller smoke run
 
 Settings (the issue's, after Samuel, Diskin & Wiesel 2019):
 
@@ -242,14 +242,19 @@ def main():
                         help="transmissions per SNR point (x users = symbols)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--verbose", type=int, default=0)
+    parser.add_argument("--out-dir", type=Path, default=RESULTS,
+                        help="folder of the reports and the figure (e.g. /tmp/x for "
+                             "a --quick smoke run, which would otherwise overwrite "
+                             "the results)")
     args = parser.parse_args()
+    out_dir = args.out_dir
     if args.quick:
         args.n_train, args.epochs, args.n_test = 3000, 2, 1000
         args.epochs_fixed = 2
     if args.n_train_fixed is None:
         args.n_train_fixed = args.n_train // 2
     torch.set_num_threads(args.threads)
-    RESULTS.mkdir(exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/detnet.py " + " ".join(sys.argv[1:])
     md = ["# DetNet: MIMO detection", "", f"Command: `{command.strip()}`", "",
           f"Machine: {machine('cpu')}; torch {torch.__version__}; "
@@ -259,7 +264,7 @@ def main():
           "the model-based algorithm DetNet unrolls and starts from (30 "
           "iterations, step 1.9 / ||H^T H||, ramp width 2 -> 0.3); ML is the "
           "exact sphere decoder.", ""]
-    out_path = RESULTS / "detnet.md"
+    out_path = out_dir / "detnet.md"
     snrs = [8, 9, 10, 11, 12, 13]
     head = ["SNR (dB)"] + METHODS + ["DetNet / ML"]
 
@@ -276,14 +281,14 @@ def main():
         md += speed_section(speed, "Networks of the default architecture, fitted for "
                             "one epoch: a forward pass costs the same whatever the "
                             "weights.")
-        (RESULTS / "detnet_speed.md").write_text("\n".join(md))
-        print(f"wrote {RESULTS / 'detnet_speed.md'}")
+        (out_dir / "detnet_speed.md").write_text("\n".join(md))
+        print(f"wrote {out_dir / 'detnet_speed.md'}")
         return
     if args.fixed_only:
         with threadpool_limits(args.threads):
             md += fixed_section(args, head)
-        (RESULTS / "detnet_fixed.md").write_text("\n".join(md))
-        print(f"wrote {RESULTS / 'detnet_fixed.md'}")
+        (out_dir / "detnet_fixed.md").write_text("\n".join(md))
+        print(f"wrote {out_dir / 'detnet_fixed.md'}")
         return
     with threadpool_limits(args.threads):
         # 1. the paper's setting
@@ -296,7 +301,7 @@ def main():
                f"{epochs} epochs in {fit_time / 60:.1f} min; tested on "
                f"{args.n_test} transmissions ({30 * args.n_test} symbols) per SNR.",
                "", table(head, rows), "", "![BER](detnet_ber.png)", ""]
-        plot(curves, snrs, RESULTS / "detnet_ber.png",
+        plot(curves, snrs, out_dir / "detnet_ber.png",
              "30 x 60 BPSK, i.i.d. channel")
         out_path.write_text("\n".join(md))
         iid_det = det
