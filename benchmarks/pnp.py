@@ -21,7 +21,8 @@ the values whose error on those crops has settled by iteration 30.
     python benchmarks/pnp.py --fine-tune --lr 3e-4 --max-epochs 25 --seed 1
         # fine-tunes the shipped denoiser on new patches (how it was made:
         # this, then --max-epochs 40 --seed 2 and --max-epochs 25 --seed 3
-        # with the level-weighted loss, each from the previous one's weights)
+        # with the level-weighted loss, each from the previous one's weights;
+        # then --max-epochs 20 --seed 4 --dead-leaves 0.25 --interpolate 0.5)
 """
 
 import argparse
@@ -34,7 +35,7 @@ import numpy as np
 import torch
 
 from sklearn_mbdl import PnPRestorer
-from sklearn_mbdl.datasets import extract_patches, load_images
+from sklearn_mbdl.datasets import extract_patches, load_images, make_dead_leaves
 from sklearn_mbdl.denoisers import CNNDenoiser, load_pretrained
 from sklearn_mbdl.metrics import nmse_db, psnr
 from sklearn_mbdl.operators import GaussianBlur, SubsampledFourier, cartesian_mask
@@ -69,12 +70,39 @@ def centre_crop(image, size=SIZE):
     return image[top:top + size, left:left + size]
 
 
+def training_patches(n_patches, patch_size, seed, dead_leaves=0.0):
+    """TRAIN_IMAGES patches drawn by area; or, with ``dead_leaves`` > 0, that
+    share of ``make_dead_leaves`` pictures beside an equal number of patches
+    from each picture, three in four of the near-flat ones (standard
+    deviation under 0.02) dropped: drawn by area, half the patches come from
+    ``retina`` and ``hubble_deep_field`` and 29% are nearly flat."""
+    if dead_leaves == 0:
+        return extract_patches(load_images("train"), n_patches, patch_size,
+                               random_state=seed)
+    rng = np.random.RandomState(seed)
+    images = load_images("train")
+    n_leaves = int(round(n_patches * dead_leaves))
+    per_image = (n_patches - n_leaves) // len(images)
+    n_draw = int(np.ceil(2 * (n_patches - n_leaves) / len(images)))  # before thinning
+    parts = []
+    for i, (name, image) in enumerate(images.items()):
+        drawn = extract_patches({name: image}, n_draw, patch_size,
+                                random_state=100 * seed + i)
+        keep = (drawn.std(axis=(1, 2)) >= 0.02) | (rng.rand(len(drawn)) < 0.25)
+        parts.append(drawn[keep][:per_image])
+    parts.append(make_dead_leaves(n_leaves, size=patch_size, random_state=rng))
+    patches = np.concatenate(parts)
+    return patches[rng.permutation(len(patches))]
+
+
 def train_restorer(n_patches=16000, patch_size=48, max_epochs=60, batch_size=32,
-                   cache=None, seed=0, pretrained=False, lr=1e-3):
+                   cache=None, seed=0, pretrained=False, lr=1e-3, dead_leaves=0.0):
     """The CNN denoiser, trained once on TRAIN_IMAGES patches (cached); with
     ``pretrained``, the shipped one fine-tuned on them."""
     settings = dict(n_patches=n_patches, patch_size=patch_size, max_epochs=max_epochs,
                     batch_size=batch_size, seed=seed, pretrained=pretrained, lr=lr)
+    if dead_leaves:
+        settings["dead_leaves"] = dead_leaves
     if cache and os.path.exists(cache):
         with open(cache, "rb") as f:
             restorer, seconds, cached = pickle.load(f)
@@ -83,8 +111,7 @@ def train_restorer(n_patches=16000, patch_size=48, max_epochs=60, batch_size=32,
                              f"{cached}, not {settings}: remove it or pass another.")
         print(f"loaded the trained denoiser from {cache} (trained in {seconds:.0f} s)")
         return restorer, seconds
-    patches = extract_patches(load_images("train"), n_patches, patch_size,
-                              random_state=seed)
+    patches = training_patches(n_patches, patch_size, seed, dead_leaves)
     restorer = PnPRestorer(max_epochs=max_epochs, batch_size=batch_size, lr=lr,
                            pretrained=pretrained, random_state=seed, verbose=1)
     start = time.perf_counter()
@@ -182,6 +209,13 @@ def main(argv=None):
     parser.add_argument("--fine-tune", action="store_true",
                         help="start from the shipped denoiser and train it further "
                              "(PnPRestorer(pretrained=True)) instead of from scratch")
+    parser.add_argument("--dead-leaves", type=float, default=0.0,
+                        help="share of make_dead_leaves pictures among the training "
+                             "patches (the rest: as many from each TRAIN_IMAGES picture)")
+    parser.add_argument("--interpolate", type=float, default=None,
+                        help="with --fine-tune: keep this weight of the fine-tuned "
+                             "network and the rest of the shipped one (weight-space "
+                             "ensembling, WiSE-FT)")
     parser.add_argument("--cache", default=None,
                         help="pickle of the trained restorer (reused when present)")
     parser.add_argument("--pretrained", action="store_true",
@@ -189,12 +223,22 @@ def main(argv=None):
                              "training one")
     parser.add_argument("--save-weights", default=None,
                         help="write the trained denoiser's state dict here")
+    parser.add_argument("--train-only", action="store_true",
+                        help="with --save-weights: stop once the weights are written "
+                             "(no evaluation, no report)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: 2 test images, 2-point grids (not a result)")
     parser.add_argument("--out", default=os.path.join(RESULTS, "pnp.md"),
                         help="the report; its figures are written beside it")
     args = parser.parse_args(argv)
+    if not 0 <= args.dead_leaves < 1:
+        parser.error(f"--dead-leaves must be in [0, 1), got {args.dead_leaves}")
+    if args.interpolate is not None and not (args.fine_tune and 0 < args.interpolate <= 1):
+        parser.error("--interpolate needs --fine-tune and a weight in (0, 1]")
+    if args.train_only and not (args.save_weights and not args.pretrained):
+        parser.error("--train-only needs --save-weights and a network to train "
+                     "(not --pretrained)")
     args.command = " ".join(["python benchmarks/pnp.py",
                              *(sys.argv[1:] if argv is None else argv)])
     torch.set_num_threads(args.threads)
@@ -210,13 +254,22 @@ def main(argv=None):
         trained, train_seconds = train_restorer(args.n_patches, args.patch_size,
                                                 args.max_epochs, args.batch_size,
                                                 cache=args.cache, seed=args.seed,
-                                                pretrained=args.fine_tune, lr=args.lr)
+                                                pretrained=args.fine_tune, lr=args.lr,
+                                                dead_leaves=args.dead_leaves)
         cnn = CNNDenoiser(trained.net_.module_)
+        if args.interpolate is not None:
+            start = load_pretrained().module.state_dict()
+            tuned = cnn.module.state_dict()
+            cnn.module.load_state_dict({
+                k: args.interpolate * tuned[k] + (1 - args.interpolate) * start[k].to(tuned[k])
+                for k in tuned})
     if args.save_weights:
         state = {k: v.detach().cpu().float()
                  for k, v in cnn.module.state_dict().items()}
         torch.save(state, args.save_weights)
         print(f"saved the denoiser's weights to {args.save_weights}")
+        if args.train_only:
+            return
 
     if args.quick:
         for grid in (*RHO_GRID.values(), *RHO_GRID_PGD.values(), RHO_GRID_HQS):
@@ -302,15 +355,22 @@ def write_report(args, all_runs, peers, observed, train_seconds, cnn, X_test,
          "--seed 1` in 17.6 min; then with the level-weighted loss (`LevelWeightedMSE`, "
          "each image's squared error over its noise variance) by `--fine-tune --lr "
          "3e-4 --max-epochs 40 --seed 2` (51 min, one thread) and `--max-epochs 25 "
-         "--seed 3` (30 min))"
+         "--seed 3` (30 min); last by `--max-epochs 20 --seed 4 --dead-leaves 0.25 "
+         "--interpolate 0.5` (24 min, one thread): a quarter of the patches "
+         "`make_dead_leaves` pictures, the rest as many from each picture, and the "
+         "result averaged halfway with its start)"
          if train_seconds is None else
          f"Learned denoiser: `DenoisingCNN`, {n_params} parameters, "
          + ("the shipped one fine-tuned by `PnPRestorer(pretrained=True).fit`"
             if args.fine_tune else "trained once by `PnPRestorer.fit`")
          + f" on {args.n_patches} patches {args.patch_size}x{args.patch_size} "
-         f"of TRAIN_IMAGES (seed {args.seed}), {args.max_epochs} epochs of batches of "
+         f"of TRAIN_IMAGES (seed {args.seed}"
+         + (f", {args.dead_leaves:g} of them dead leaves" if args.dead_leaves else "")
+         + f"), {args.max_epochs} epochs of batches of "
          f"{args.batch_size}, lr {args.lr:g} (fresh noise, levels uniform in "
-         f"[0, 0.2], every epoch) in {train_seconds / 60:.1f} min")
+         f"[0, 0.2], every epoch) in {train_seconds / 60:.1f} min"
+         + (f", averaged with its start at weight {args.interpolate:g}"
+            if args.interpolate is not None else ""))
         + "; reused for every operator and noise level below through `set_params` "
         "(no refit). `cnn-x8`: the same network with the x8 self-ensemble "
         "(`self_ensemble=True`).",

@@ -87,9 +87,9 @@ for (prior, algorithm), (denoiser, rho, n_iter) in settings.items():
 # ADMM settles within a few iterations, HQS follows its decreasing
 # noise-level schedule to the end (8 steps), proximal gradient, with a
 # step of ``1/L``, is the slowest. On this image the learned prior ends
-# about 0.5 dB above TV with ADMM and 0.8 dB with HQS; on the six test images of the benchmark
-# (``benchmarks/results/pnp.md``) the gain is 0.91 dB at noise 0.01 and
-# 0.67 dB at 0.03 with ADMM, 0.95 and 0.985 dB best against best (CNN-HQS
+# about 0.6 dB above TV with ADMM and 0.9 dB with HQS; on the six test images of the benchmark
+# (``benchmarks/results/pnp.md``) the gain is 0.93 dB at noise 0.01 and
+# 0.69 dB at 0.03 with ADMM, 0.997 and 1.012 dB best against best (CNN-HQS
 # with the x8 self-ensemble against the best TV solver). Deeper networks
 # grown from this one denoise 0.1 dB better but restore no better
 # (``benchmarks/RESULTS.md``).

@@ -10,7 +10,12 @@ import torch
 from sklearn.model_selection import GridSearchCV
 
 from sklearn_mbdl import PnPRestorer
-from sklearn_mbdl.datasets import extract_patches, load_images, make_degraded_images
+from sklearn_mbdl.datasets import (
+    extract_patches,
+    load_images,
+    make_dead_leaves,
+    make_degraded_images,
+)
 from sklearn_mbdl.denoisers import (
     CNNDenoiser,
     DenoisingCNN,
@@ -591,3 +596,39 @@ def test_restorer_bad_input():
     est.set_params(denoiser="cnn")
     with pytest.raises(ValueError, match="fit again"):
         est.transform(Y)
+
+
+def test_dead_leaves_are_seeded_covered_and_anti_aliased():
+    leaves = make_dead_leaves(6, size=24, random_state=0)
+    assert leaves.shape == (6, 24, 24)
+    assert np.isfinite(leaves).all() and leaves.min() >= 0 and leaves.max() <= 1
+    np.testing.assert_array_equal(leaves, make_dead_leaves(6, size=24, random_state=0))
+    assert not np.array_equal(leaves, make_dead_leaves(6, size=24, random_state=1))
+    # flat discs: many pixels (about 45% here) equal their neighbour exactly,
+    # noise would give none; the box-averaged edges take grey levels between
+    # two discs'
+    flat = np.mean(leaves[:, :, 1:] == leaves[:, :, :-1])
+    assert 0.3 < flat < 0.99
+    sharp = make_dead_leaves(6, size=24, supersample=1, random_state=0)
+    assert len(np.unique(leaves)) > 3 * len(np.unique(sharp))
+
+
+def test_dead_leaves_radii_set_the_scale():
+    # larger discs, fewer edges
+    small = make_dead_leaves(4, size=32, radius_range=(1.0, 3.0), random_state=0)
+    large = make_dead_leaves(4, size=32, radius_range=(8.0, 30.0), random_state=0)
+    edges = [np.mean(np.abs(np.diff(x, axis=2)) > 1e-3) for x in (small, large)]
+    assert edges[0] > 3 * edges[1]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(n_samples=0), "n_samples"),
+    (dict(n_samples=2, size=0), "size"),
+    (dict(n_samples=2, radius_range=(3.0, 1.0)), "radius_range"),
+    (dict(n_samples=2, radius_range=(0.0, 1.0)), "radius_range"),
+    (dict(n_samples=2, radius_range="big"), "radius_range"),
+    (dict(n_samples=2, supersample=0), "supersample"),
+])
+def test_dead_leaves_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_dead_leaves(**kwargs)
