@@ -54,9 +54,10 @@ RHO_GRID_PGD = {"cnn": [0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2],
                 "tv": [0.03, 0.1, 0.3, 1.0, 3.0, 10.0],
                 "wavelet": [0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0]}
 #: HQS (DPIR's parametrisation): rho is the last data step's penalty (DPIR's
-#: lambda, 0.23 there) and the schedule length is picked too, DPIR's 8 or 30
+#: lambda, 0.23 there) and the schedule length is picked too: DPIR's 8 or
+#: 30, or 16 between them
 RHO_GRID_HQS = [0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.23, 0.5, 1.0, 2.0]
-HQS_ITERS = [8, 30]
+HQS_ITERS = [8, 16, 30]
 #: ADMM's rho must have settled on the tuning crops: NMSE within 0.1 dB of
 #: its value after this many iterations
 SETTLE_ITERS = 100
@@ -373,7 +374,9 @@ def write_report(args, all_runs, peers, observed, train_seconds, cnn, X_test,
             if args.interpolate is not None else ""))
         + "; reused for every operator and noise level below through `set_params` "
         "(no refit). `cnn-x8`: the same network with the x8 self-ensemble "
-        "(`self_ensemble=True`).",
+        "(`self_ensemble=True`), run with the plain CNN's better algorithm on the "
+        "tuning crops, its `rho` re-picked among half, once and twice the plain "
+        "one's (and for HQS its length among 8, 16 and 30 steps).",
         "",
         f"Test: 256x256 centre crops of the TEST_IMAGES ({', '.join(names)}), never "
         "seen in training. Each method's `rho` (ours) or `lambda` (deepinv) is the best "
@@ -383,7 +386,7 @@ def write_report(args, all_runs, peers, observed, train_seconds, cnn, X_test,
         "0.1 dB of its 100-iteration value), so that a passing transient is not taken "
         "for a restoration. 30 iterations for ADMM "
         "and PGD; HQS follows DPIR's schedule (denoiser level from 0.2 down to the "
-        "noise level, `rho` the last data step's penalty) over 8 or 30 steps, "
+        "noise level, `rho` the last data step's penalty) over 8, 16 or 30 steps, "
         "picked with `rho` on the tuning crops. "
         "Blur: Gaussian, sigma 1.6 px, 25x25, circular (FFT) boundaries. MRI: "
         "`cartesian_mask((256, 256), 4)` (64 of 256 columns, 8% centre), noise 0.01 "
@@ -581,8 +584,10 @@ def settle_note(run):
 def tune_and_run(restorer, denoisers, operator, noise, Y_tune, X_tune, Y_test, X_test):
     """For every prior and algorithm: pick rho on the tuning crops, then
     restore the test crops; then the CNN with the x8 self-ensemble (with
-    the plain CNN's algorithm that scored best on the tuning crops, its
-    iterations, rho re-picked among half, once and twice its own)."""
+    the plain CNN's algorithm that scored best on the tuning crops, rho
+    re-picked among half, once and twice its own, and, for HQS, the
+    schedule's length re-picked too: the averaged denoiser is a stronger
+    prior, which can take more steps)."""
     runs = {}
 
     def report(key, run):
@@ -606,7 +611,8 @@ def tune_and_run(restorer, denoisers, operator, noise, Y_tune, X_tune, Y_test, X
     algorithm = max(("admm", "hqs"), key=lambda a: runs["cnn", a]["tune"])
     rho, n_iter = runs["cnn", algorithm]["rho"], runs["cnn", algorithm]["n_iter"]
     run = run_one(restorer, operator, noise, [rho / 2, rho, 2 * rho], Y_tune, X_tune,
-                  Y_test, X_test, iters=(n_iter,), denoiser=denoisers["cnn"],
+                  Y_test, X_test, iters=HQS_ITERS if algorithm == "hqs" else (n_iter,),
+                  denoiser=denoisers["cnn"],
                   algorithm=algorithm, self_ensemble=True)
     run["edge"] = False  # the plain CNN's grid decided the range
     report(("cnn-x8", algorithm), run)

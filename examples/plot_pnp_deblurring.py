@@ -89,7 +89,7 @@ for (prior, algorithm), (denoiser, rho, n_iter) in settings.items():
 # step of ``1/L``, is the slowest. On this image the learned prior ends
 # about 0.6 dB above TV with ADMM and 0.9 dB with HQS; on the six test images of the benchmark
 # (``benchmarks/results/pnp.md``) the gain is 0.93 dB at noise 0.01 and
-# 0.69 dB at 0.03 with ADMM, 0.997 and 1.012 dB best against best (CNN-HQS
+# 0.69 dB at 0.03 with ADMM, 1.08 and 1.01 dB best against best (CNN-HQS
 # with the x8 self-ensemble against the best TV solver). Deeper networks
 # grown from this one denoise 0.1 dB better but restore no better
 # (``benchmarks/RESULTS.md``).
