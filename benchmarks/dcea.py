@@ -90,7 +90,11 @@ def main():
     parser.add_argument("--max-epochs", type=int, default=20)
     parser.add_argument("--lr", type=float, default=1e-2)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", default="dcea")
+    parser.add_argument("--out", default="dcea",
+                        help="name of the report and figure (.md, .png) in --out-dir")
+    parser.add_argument("--out-dir", type=Path, default=RESULTS,
+                        help="folder of the report and the figure (e.g. /tmp/x for a "
+                             "--quick smoke run, which would otherwise write to results/)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.quick:
@@ -191,7 +195,7 @@ def write_report(args, rows, lines, figure_images, params, tuned):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    RESULTS.mkdir(exist_ok=True)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
     peaks = sorted({r[0] for r in rows})
     by = {(r[0], r[1]): r[2] for r in rows}
     methods = [r[1] for r in rows if r[0] == peaks[0] and not r[1].startswith("time")]
@@ -244,7 +248,7 @@ def write_report(args, rows, lines, figure_images, params, tuned):
                    f"({uc - c:+.2f} dB); "
                    f"learned vs twin: {max(c, uc) - tw:+.2f} dB "
                    f"(>= 2 dB: {'yes' if max(c, uc) - tw >= 2 else 'no'})")
-    (RESULTS / f"{args.out}.md").write_text("\n".join(out) + "\n")
+    (args.out_dir / f"{args.out}.md").write_text("\n".join(out) + "\n")
     print("\n".join(out))
 
     # figure: camera at every peak, and the learned filters of the last model
@@ -277,7 +281,7 @@ def write_report(args, rows, lines, figure_images, params, tuned):
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
-    fig.savefig(RESULTS / f"{args.out}.png", dpi=80)
+    fig.savefig(args.out_dir / f"{args.out}.png", dpi=80)
 
 
 if __name__ == "__main__":

@@ -153,6 +153,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="3 cubes and 2 planet-free ones (a smoke run)")
+    parser.add_argument("--out-dir", type=Path, default=RESULTS,
+                        help="folder of the report and the figure (a --quick run adds "
+                             "_quick to their names)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     vip = _vip()
@@ -260,9 +263,9 @@ def main(argv=None):
         "kept model, mean over cubes.\n")
     text = "\n".join(lines)
     print(text)
-    RESULTS.mkdir(exist_ok=True)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
     suffix = "_quick" if args.quick else ""
-    (RESULTS / f"exoplanet{suffix}.md").write_text(text + "\n")
+    (args.out_dir / f"exoplanet{suffix}.md").write_text(text + "\n")
     try:
         import matplotlib
 
@@ -278,7 +281,7 @@ def main(argv=None):
         ax.set_ylabel("share of companions detected")
         ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(RESULTS / f"exoplanet_roc{suffix}.png", dpi=100)
+        fig.savefig(args.out_dir / f"exoplanet_roc{suffix}.png", dpi=100)
     except ImportError:
         pass
 
