@@ -94,7 +94,8 @@ def main():
                         help="name of the report and figure (.md, .png) in --out-dir")
     parser.add_argument("--out-dir", type=Path, default=RESULTS,
                         help="folder of the report and the figure (e.g. /tmp/x for a "
-                             "--quick smoke run, which would otherwise write to results/)")
+                             "--quick smoke run, which would otherwise write to "
+                             "results/)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.quick:

@@ -264,9 +264,11 @@ def make_dead_leaves(n_samples, *, size=48, radius_range=(1.5, 40.0), supersampl
     try:
         r_min, r_max = (float(r) for r in radius_range)
     except (TypeError, ValueError):
-        raise ValueError(f"radius_range must be two numbers, got {radius_range!r}.") from None
+        raise ValueError(
+            f"radius_range must be two numbers, got {radius_range!r}.") from None
     if not 0 < r_min < r_max < np.inf:
-        raise ValueError(f"radius_range must satisfy 0 < low < high, got {radius_range!r}.")
+        raise ValueError(
+            f"radius_range must satisfy 0 < low < high, got {radius_range!r}.")
     rng = check_random_state(random_state)
     big = size * supersample
     r_min, r_max = r_min * supersample, r_max * supersample
@@ -289,7 +291,8 @@ def make_dead_leaves(n_samples, *, size=48, radius_range=(1.5, 40.0), supersampl
             window[disc] = rng.rand()
             uncovered -= disc.sum()
         canvas[np.isnan(canvas)] = rng.rand()  # the last specks: one grey
-        images[i] = canvas.reshape(size, supersample, size, supersample).mean(axis=(1, 3))
+        images[i] = canvas.reshape(size, supersample, size,
+                                   supersample).mean(axis=(1, 3))
     return images
 
 

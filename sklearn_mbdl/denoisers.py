@@ -191,8 +191,9 @@ def load_pretrained(device="cpu", batch_size=64):
     (on the benchmark's six test crops). Last, it was fine-tuned for 20 more
     epochs on patches of which a quarter are synthetic
     (:func:`~sklearn_mbdl.datasets.make_dead_leaves`) and the rest drawn
-    equally from each picture, and the result averaged halfway with the
-    starting weights (weight-space ensembling, Wortsman et al. 2022): +0.05
+    equally from each picture (two fell a little short), and the result
+    averaged halfway with the starting weights (weight-space ensembling,
+    Wortsman et al. 2022): +0.05
     dB of PnP deblurring on the test crops, +0.01 to +0.03 dB on three
     photographs outside both sets. The file
     ``sklearn_mbdl/_data/pnp_denoiser.pt`` (350 kB) is that script's

@@ -621,6 +621,17 @@ def test_dead_leaves_radii_set_the_scale():
     assert edges[0] > 3 * edges[1]
 
 
+def test_dead_leaves_cover_the_picture_with_discs():
+    # with discs of radius 1-3 no grey level may hold more than a few percent
+    # of the picture (about 2% here); pixels no disc covered share one grey,
+    # so a picture left half uncovered would hold half of it
+    leaves = make_dead_leaves(4, size=32, radius_range=(1.0, 3.0), supersample=1,
+                              random_state=0)
+    for picture in leaves:
+        _, counts = np.unique(picture, return_counts=True)
+        assert counts.max() < 0.1 * picture.size
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(n_samples=0), "n_samples"),
     (dict(n_samples=2, size=0), "size"),
