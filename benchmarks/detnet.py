@@ -59,7 +59,11 @@ def noise_variance(H, snr_db, points):
     return energy * frob / (K * 10.0 ** (snr_db / 10.0))
 
 
-def detect_all(det, X, H, snr_db, points, skip_ml=False):
+def list_name(L):
+    return f"DetNet + list {L}"
+
+
+def detect_all(det, X, H, snr_db, points, skip_ml=False, list_users=()):
     """Decisions of every detector on one test set, and their times."""
     Xt, Ht = torch.as_tensor(X), torch.as_tensor(H)
     pts = torch.as_tensor(points)
@@ -82,6 +86,11 @@ def detect_all(det, X, H, snr_db, points, skip_ml=False):
         Xt, Ht, pts, n_iter=30, step=1.9, softness=(2.0, 0.3))))
     channels = None if H.ndim == 2 else H
     run("DetNet", lambda: det.predict(X, channels=channels))
+    for L in list_users:
+        # the list stage (Chase decoding with the likelihood) on DetNet's output
+        det.set_params(list_users=L)
+        run(list_name(L), lambda: det.predict(X, channels=channels))
+        det.set_params(list_users=0)
     nodes = None
     if not skip_ml:
         start = time.perf_counter()
@@ -91,22 +100,36 @@ def detect_all(det, X, H, snr_db, points, skip_ml=False):
     return out, times, nodes
 
 
-def ber_rows(det, n_tx, n_rx, modulation, snrs, n_test, channel, seed, skip_ml=False):
+def ber_rows(det, n_tx, n_rx, modulation, snrs, n_test, channel, seed, skip_ml=False,
+             list_users=(), timing=None):
+    """BER table rows of every detector; with a list ``timing``, one row of
+    per-transmission times (and the sphere decoder's nodes) per SNR."""
     points, _ = mimo_constellation(modulation)
-    rows, curves = [], {m: [] for m in METHODS}
+    lists = [list_name(L) for L in list_users]
+    methods = METHODS[:-1] + lists + ["ML"]
+    head = (["SNR (dB)"] + methods
+            + ([] if skip_ml else [f"{m} / ML" for m in ["DetNet"] + lists]))
+    rows, curves = [], {m: [] for m in methods}
     for snr in snrs:
         X, y, H = make_mimo(n_test, n_tx, n_rx, snr_db=snr, modulation=modulation,
                             channel=channel, random_state=seed + int(10 * snr))
-        out, _, _ = detect_all(det, X, H, snr, points, skip_ml=skip_ml)
+        out, times, nodes = detect_all(det, X, H, snr, points, skip_ml=skip_ml,
+                                       list_users=list_users)
+        if timing is not None and nodes is not None:
+            timing.append([f"{snr:g}"]
+                          + [f"{1e6 * times[m]:.0f}" for m in ["MMSE-SIC", "DetNet"] + lists]
+                          + [f"{1e6 * times['ML']:.0f}", f"{nodes.mean():.0f}",
+                             f"{nodes.max()}"])
         ber = {m: bit_error_rate(y, out[m], alphabet=points) for m in out}
-        for m in METHODS:
+        for m in methods:
             curves[m].append(ber.get(m, np.nan))
         ml = ber.get("ML")
-        rows.append([f"{snr:g}"] + [f"{ber[m]:.3g}" if m in ber else "-" for m in METHODS]
-                    + ([f"{ber['DetNet'] / ml:.2f}" if ml else "-"] if not skip_ml else []))
+        rows.append([f"{snr:g}"] + [f"{ber[m]:.3g}" if m in ber else "-" for m in methods]
+                    + ([f"{ber[m] / ml:.2f}" if ml else "-" for m in ["DetNet"] + lists]
+                       if not skip_ml else []))
         print(f"  {modulation} {n_tx}x{n_rx} {snr} dB:",
               {m: f"{v:.3g}" for m, v in ber.items()}, flush=True)
-    return rows, curves
+    return head, rows, curves
 
 
 def correlated_channel(n_rx, n_tx, rho, seed):
@@ -191,8 +214,9 @@ def plot(curves, snrs, path, title):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    for m in METHODS:
-        ax.semilogy(snrs, curves[m], "o-" if m in ("DetNet", "ML") else ".--", label=m)
+    for m in curves:
+        ax.semilogy(snrs, curves[m], "o-" if m.startswith("DetNet") or m == "ML" else ".--",
+                    label=m)
     ax.set_xlabel("SNR (dB)")
     ax.set_ylabel("bit error rate")
     ax.set_title(title)
@@ -203,19 +227,31 @@ def plot(curves, snrs, path, title):
     plt.close(fig)
 
 
-def fixed_section(args, head):
+def fixed_section(args):
     """DetNet on one fixed correlated channel, against every detector."""
     H_fixed = correlated_channel(60, 30, 0.55, 7)
     det, fit_time, epochs = train(30, 60, "bpsk", (7, 14), args.n_train_fixed,
                                   args.epochs_fixed, H_fixed, 1, args.verbose,
                                   args.lr_fixed, n_layers=args.layers_fixed)
-    rows, _ = ber_rows(det, 30, 60, "bpsk", [8, 10, 12], args.n_test, H_fixed, 2000)
+    timing = []
+    head, rows, _ = ber_rows(det, 30, 60, "bpsk", [8, 10, 12], args.n_test, H_fixed,
+                             2000, list_users=args.list_users, timing=timing)
+    lists = [list_name(L) for L in args.list_users]
+    time_head = (["SNR (dB)"] + [f"{m} (us)" for m in ["MMSE-SIC", "DetNet"] + lists]
+                 + ["sphere decoder (us)", "mean nodes", "worst nodes"])
     return ["## Fixed channel: one 60 x 30 channel, Toeplitz correlation 0.55", "",
             f"`R_rx^1/2 G R_tx^1/2` with Toeplitz `0.55^|i-j|` at both ends; "
             f"DetNet ({args.layers_fixed} layers) trained for {epochs} epochs "
             f"({fit_time / 60:.1f} min) on "
-            f"{args.n_train_fixed} transmissions, lr {args.lr_fixed:g}.", "",
-            table(head, rows), ""]
+            f"{args.n_train_fixed} transmissions, lr {args.lr_fixed:g}. "
+            "'DetNet + list L' is the same fitted network with `list_users=L`: "
+            "Chase decoding of its L least reliable users with the likelihood "
+            "`||x - H s||^2` (2^L candidates).", "",
+            table(head, rows), "",
+            f"Time per transmission on the {args.n_test} test transmissions "
+            "(float64, one call on the whole set; the sphere decoder is a plain "
+            "Python loop, its visited nodes are the implementation-independent "
+            "figure):", "", table(time_head, timing), ""]
 
 
 def main():
@@ -240,6 +276,10 @@ def main():
                         help="run the speed section alone, into results/detnet_speed.md")
     parser.add_argument("--n-test", type=int, default=10000,
                         help="transmissions per SNR point (x users = symbols)")
+    parser.add_argument("--list-users", type=int, nargs="*", default=[8],
+                        help="DetNet's list stage (list_users=L: Chase decoding of "
+                             "the L least reliable users with the likelihood), one "
+                             "column per L")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--verbose", type=int, default=0)
     parser.add_argument("--out-dir", type=Path, default=RESULTS,
@@ -266,7 +306,6 @@ def main():
           "exact sphere decoder.", ""]
     out_path = out_dir / "detnet.md"
     snrs = [8, 9, 10, 11, 12, 13]
-    head = ["SNR (dB)"] + METHODS + ["DetNet / ML"]
 
     if args.speed_only:
         # the time of a forward pass does not depend on the weights: a short
@@ -286,7 +325,7 @@ def main():
         return
     if args.fixed_only:
         with threadpool_limits(args.threads):
-            md += fixed_section(args, head)
+            md += fixed_section(args)
         (out_dir / "detnet_fixed.md").write_text("\n".join(md))
         print(f"wrote {out_dir / 'detnet_fixed.md'}")
         return
@@ -294,7 +333,8 @@ def main():
         # 1. the paper's setting
         det, fit_time, epochs = train(30, 60, "bpsk", (7, 14), args.n_train, args.epochs,
                                       "iid", 0, args.verbose, args.lr)
-        rows, curves = ber_rows(det, 30, 60, "bpsk", snrs, args.n_test, "iid", 1000)
+        head, rows, curves = ber_rows(det, 30, 60, "bpsk", snrs, args.n_test, "iid",
+                                      1000, list_users=args.list_users)
         md += ["## 30 users x 60 antennas, BPSK, i.i.d. channel per sample", "",
                f"DetNet: 30 layers, trained on {args.n_train} transmissions "
                f"(SNR uniform in [7, 14] dB, plus 4x simulated ones each epoch) for "
@@ -307,7 +347,7 @@ def main():
         iid_det = det
 
         # 2. one fixed correlated channel
-        md += fixed_section(args, head)
+        md += fixed_section(args)
         out_path.write_text("\n".join(md))
 
         # 3. complex modulations
@@ -318,8 +358,9 @@ def main():
             det, fit_time, epochs = train(n_tx, n_rx, modulation, train_snr,
                                           args.n_train // 2, max(args.epochs // 2, 1),
                                           "iid", 3, args.verbose, args.lr)
-            rows, _ = ber_rows(det, n_tx, n_rx, modulation, test_snrs,
-                               max(args.n_test // 5, 500), "iid", 3000)
+            head, rows, _ = ber_rows(det, n_tx, n_rx, modulation, test_snrs,
+                                     max(args.n_test // 5, 500), "iid", 3000,
+                                     list_users=args.list_users)
             complex_dets[modulation] = det
             md += [f"## {modulation.upper()} {n_tx} x {n_rx} (complex), i.i.d. channel",
                    "", f"Real model {2 * n_tx} x {2 * n_rx}; DetNet trained on SNR "

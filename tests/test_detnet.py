@@ -265,6 +265,44 @@ def test_detnet_fixed_channel_and_least_squares_channel():
         assert 1 - det.score(X_test, y_test) < 2 * ml + 2e-3
 
 
+def test_detnet_list_stage_moves_toward_ml_and_reaches_it():
+    # Chase decoding of DetNet's least reliable users with the likelihood:
+    # on a hard correlated channel it removes errors the network leaves,
+    # and with every user in the list (BPSK) it is exact ML by brute force
+    H = _correlated_channel(12, 6, 0.7, 1)
+    X, y, _ = make_mimo(2000, 6, 12, snr_db=(6, 12), channel=H, random_state=0)
+    X_test, y_test, _ = make_mimo(2000, 6, 12, snr_db=9, channel=H, random_state=1)
+    det = DetNetClassifier(H, n_layers=6, max_epochs=1, random_state=0).fit(X, y)
+    ml = _brute_force_ml(X_test, H, [-1.0, 1.0])
+    errors = {}
+    for L in (0, 3, 6):
+        pred = det.set_params(list_users=L).predict(X_test)
+        errors[L] = symbol_error_rate(y_test, pred)
+    assert errors[0] > 1.2 * errors[3] > 1.2 * symbol_error_rate(y_test, ml)
+    np.testing.assert_array_equal(pred, ml)
+    # the soft output stays the network's
+    soft = det.predict_soft(X_test)
+    np.testing.assert_array_equal(det.set_params(list_users=0).predict_soft(X_test), soft)
+    # per-sample channels, and a larger alphabet (two nearest points tried)
+    Xs, ys, Hs = make_mimo(1500, 3, 6, snr_db=(4, 10), modulation="16qam",
+                           random_state=2)
+    det = DetNetClassifier(n_layers=4, max_epochs=1, random_state=0)
+    det.fit(Xs, ys, channels=Hs)
+    Xt, yt, Ht = make_mimo(1500, 3, 6, snr_db=6, modulation="16qam", random_state=3)
+    plain = symbol_error_rate(yt, det.predict(Xt, channels=Ht))
+    listed = det.set_params(list_users=6).predict(Xt, channels=Ht)
+    assert symbol_error_rate(yt, listed) < plain
+    # never farther from x than DetNet's own decision
+    det.set_params(list_users=0)
+    points = det.points_
+
+    def distance(s):
+        return ((Xt - np.einsum("nrk,nk->nr", Ht, s)) ** 2).sum(1)
+
+    assert np.all(distance(listed) <= distance(det.predict(Xt, channels=Ht)) + 1e-9)
+    assert set(np.unique(listed)) <= set(points)
+
+
 def test_detnet_string_labels_and_single_user():
     rng = np.random.RandomState(0)
     h = rng.randn(6, 1)
@@ -307,6 +345,15 @@ def test_detnet_bad_input(trained):
     X8, _, H8 = make_mimo(5, 8, 16, random_state=0)
     with pytest.raises(ValueError, match="per-sample channels"):
         trained.predict(X8)
+    for bad in (-1, 1.5, 17):
+        with pytest.raises(ValueError, match="list_users"):
+            DetNetClassifier(n_layers=2, max_epochs=1, list_users=bad).fit(
+                X, y, channels=H)
+    try:
+        with pytest.raises(ValueError, match="list_users=9 exceeds the 8 users"):
+            trained.set_params(list_users=9).predict(X8, channels=H8)
+    finally:
+        trained.set_params(list_users=0)
 
 
 # ----- MIMODetector and metrics ---------------------------------------------------

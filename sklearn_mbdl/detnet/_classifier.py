@@ -21,6 +21,11 @@ from ._network import DetNet, FinalLayerMSE, _simulate_symbols, _symbol_accuracy
 from ._problem import _check_y, _DetectorMixin, _statistics
 
 
+# 2 ** 16 candidates per transmission: beyond, the list costs more than the
+# exact sphere decoder at the SNRs DetNet is used at
+MAX_LIST_USERS = 16
+
+
 class DetNetClassifier(_DetectorMixin, TorchEstimator):
     """DetNet: a learned MIMO detector built by unrolling projected gradient.
 
@@ -73,6 +78,17 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
     validation_fraction : float, default=0.1
         Share of the training transmissions held out for early stopping and
         for calibrating ``predict_proba``.
+    list_users : int, default=0
+        A list stage after the network, at ``predict`` (Chase decoding with
+        the known likelihood): the ``list_users`` users whose soft estimates
+        lie closest to the midpoint between their two nearest symbols are
+        given both of these symbols, every one of the ``2 ** list_users``
+        combinations (the other users keep DetNet's decision) is scored by
+        ``||x - H s||^2``, and the best is returned. Its cost is fixed, like
+        the network's: about ``2 ** list_users * n_rx`` operations per
+        transmission. 0 returns DetNet's decisions; with BPSK and
+        ``list_users = n_tx`` it is exact maximum likelihood by brute force.
+        ``predict_proba`` and ``predict_soft`` stay the network's output.
     device : {"cpu", "cuda", "auto"}, default="cpu"
     random_state : int, RandomState instance or None, default=None
     verbose : int, default=0
@@ -114,8 +130,8 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
     def __init__(self, channel=None, *, n_layers=30, hidden_size=None,
                  latent_size=None, residual=0.9, max_epochs=20, lr=3e-4,
                  batch_size=512, augmentation=4.0,
-                 validation_fraction=0.1, device="cpu", random_state=None,
-                 verbose=0):
+                 validation_fraction=0.1, list_users=0, device="cpu",
+                 random_state=None, verbose=0):
         self.channel = channel
         self.n_layers = n_layers
         self.hidden_size = hidden_size
@@ -126,6 +142,7 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         self.batch_size = batch_size
         self.augmentation = augmentation
         self.validation_fraction = validation_fraction
+        self.list_users = list_users
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -144,6 +161,8 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         check_number(self.augmentation, "augmentation", min_val=0)
         check_number(self.validation_fraction, "validation_fraction",
                      min_val=0, max_val=0.5)
+        check_number(self.list_users, "list_users", min_val=0, max_val=MAX_LIST_USERS,
+                     integer=True)
 
     def fit(self, X, y, channels=None):
         """Train DetNet on labelled transmissions.
@@ -322,7 +341,60 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         ndarray of shape (n_samples,) or (n_samples, n_tx)
             Labels from ``classes_``.
         """
-        return self._labels(self._decide(self._statistic_rows(X, channels)))
+        rows = self._statistic_rows(X, channels)
+        if not self.list_users:
+            return self._labels(self._decide(rows))
+        X = self._validate_X(X, reset=False)
+        H = self._predict_channel(X, channels)
+        return self._labels(self._list_decide(self._run(rows), X, H))
+
+    def _list_decide(self, u, X, H):
+        """Chase decoding around the soft estimates ``u`` (scaled units):
+        the ``list_users`` least reliable users take either of their two
+        nearest symbols, and the combination nearest ``x`` through ``H``
+        (the likelihood) wins. Returns the symbols' indices."""
+        K = u.shape[1]
+        L = int(self.list_users)
+        if L > K:
+            raise ValueError(
+                f"list_users={L} exceeds the {K} users of this problem: it counts "
+                f"the users whose decision the list stage revisits (at most {K}).")
+        points = self._scaled_points()
+        if len(points) == 1:
+            return np.zeros(u.shape, dtype=np.int64)
+        dist = np.abs(u.astype(np.float64)[..., None] - points)
+        nearest = np.argsort(dist, axis=-1, kind="stable")[..., :2]
+        d = np.take_along_axis(dist, nearest, -1)
+        users = np.argsort(d[..., 1] - d[..., 0], axis=1, kind="stable")[:, :L]
+        first = np.take_along_axis(nearest[..., 0], users, 1)
+        second = np.take_along_axis(nearest[..., 1], users, 1)
+        decision = nearest[..., 0].copy()
+        X = torch.as_tensor(X, dtype=torch.float64)
+        H = torch.as_tensor(H, dtype=torch.float64)
+        values = torch.as_tensor(self.points_, dtype=torch.float64)
+        patterns = torch.as_tensor(
+            (np.arange(2 ** L)[:, None] >> np.arange(L)) & 1, dtype=torch.float64)
+        # candidates of a few MB per chunk
+        size = max(1, (1 << 21) // (2 ** L * X.shape[1]))
+        for start in range(0, len(u), size):
+            c = slice(start, start + size)
+            s = values[torch.as_tensor(decision[c])]
+            cols = torch.as_tensor(users[c])
+            change = (values[torch.as_tensor(second[c])]
+                      - values[torch.as_tensor(first[c])])[..., None]
+            if H.ndim == 2:
+                residual = X[c] - s @ H.T
+                columns = H.T[cols]                                  # (n, L, n_rx)
+            else:
+                residual = X[c] - torch.einsum("nrk,nk->nr", H[c], s)
+                columns = torch.take_along_dim(H[c].mT, cols[..., None], 1)
+            moves = columns * change
+            cost = ((residual[:, None, :] - patterns @ moves) ** 2).sum(-1)
+            best = patterns[cost.argmin(1)].numpy().astype(bool)   # (n, L)
+            block = decision[c]
+            rows_ = np.arange(block.shape[0])[:, None]
+            block[rows_, users[c]] = np.where(best, second[c], first[c])
+        return decision
 
     def predict_proba(self, X, channels=None):
         """Per-symbol probabilities (soft output).
