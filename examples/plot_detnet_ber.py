@@ -43,11 +43,15 @@ detnet.fit(X, y, channels=H)
 # Bit error rate against SNR
 # --------------------------
 # Every detector sees the same test transmissions; MMSE and MMSE-SIC get the
-# exact noise variance of each one.
+# exact noise variance of each one. "DetNet + list 4" is the same network
+# with its list stage (``list_users=4``): the 4 users DetNet is least sure
+# of take either symbol, and of the 16 candidates the one nearest ``x``
+# through ``H`` (the likelihood) is kept.
 
 points = torch.tensor([-1.0, 1.0], dtype=torch.float64)
 snrs = [6, 8, 10, 12, 14]
-curves = {name: [] for name in ["ZF", "MMSE", "MMSE-SIC", "DetNet", "ML"]}
+curves = {name: [] for name in ["ZF", "MMSE", "MMSE-SIC", "DetNet", "DetNet + list 4",
+                                "ML"]}
 for snr in snrs:
     X_test, y_test, H_test = make_mimo(3000, n_tx, n_rx, snr_db=snr, random_state=snr)
     Xt, Ht = torch.tensor(X_test), torch.tensor(H_test)
@@ -57,15 +61,18 @@ for snr in snrs:
         "MMSE": points[nearest_point(mmse(Xt, Ht, noise_var, points), points)].numpy(),
         "MMSE-SIC": mmse_sic(Xt, Ht, noise_var, points).numpy(),
         "DetNet": detnet.predict(X_test, channels=H_test),
+        "DetNet + list 4": detnet.set_params(list_users=4).predict(X_test,
+                                                                   channels=H_test),
         "ML": sphere_decoder(X_test, H_test, [-1.0, 1.0]),
     }
     for name, decided in decisions.items():
         curves[name].append(bit_error_rate(y_test, decided))
+    detnet.set_params(list_users=0)
 
 fig, ax = plt.subplots(figsize=(6, 4.2))
 for name, ber in curves.items():
-    ax.semilogy(snrs, np.maximum(ber, 1e-5), "o-" if name in ("DetNet", "ML") else ".--",
-                label=name)
+    ax.semilogy(snrs, np.maximum(ber, 1e-5),
+                "o-" if name.startswith("DetNet") or name == "ML" else ".--", label=name)
 ax.set_xlabel("SNR (dB)")
 ax.set_ylabel("bit error rate")
 ax.set_title(f"{n_tx} users x {n_rx} antennas, BPSK")
