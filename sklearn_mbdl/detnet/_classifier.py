@@ -374,8 +374,11 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         values = torch.as_tensor(self.points_, dtype=torch.float64)
         patterns = torch.as_tensor(
             (np.arange(2 ** L)[:, None] >> np.arange(L)) & 1, dtype=torch.float64)
-        # candidates of a few MB per chunk
-        size = max(1, (1 << 21) // (2 ** L * X.shape[1]))
+        # ||r - P m||^2 - ||r||^2 = -2 P (m r) + diag(P (m m^T) P^T) for the
+        # residual r of DetNet's decision and the moves m of the L users:
+        # 2^L L^2 operations per transmission, not 2^L L n_rx; chunks of a
+        # few MB
+        size = max(1, (1 << 20) // (2 ** L * L))
         for start in range(0, len(u), size):
             c = slice(start, start + size)
             s = values[torch.as_tensor(decision[c])]
@@ -389,7 +392,9 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
                 residual = X[c] - torch.einsum("nrk,nk->nr", H[c], s)
                 columns = torch.take_along_dim(H[c].mT, cols[..., None], 1)
             moves = columns * change
-            cost = ((residual[:, None, :] - patterns @ moves) ** 2).sum(-1)
+            gain = moves @ residual[..., None]                       # (n, L, 1)
+            gram = moves @ moves.mT                                  # (n, L, L)
+            cost = ((patterns @ gram) * patterns).sum(-1) - 2 * (patterns @ gain)[..., 0]
             best = patterns[cost.argmin(1)].numpy().astype(bool)   # (n, L)
             block = decision[c]
             rows_ = np.arange(block.shape[0])[:, None]
