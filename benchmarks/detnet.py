@@ -24,6 +24,7 @@ exact maximum likelihood by sphere decoding, all on the same test draws.
 """
 
 import argparse
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -230,9 +231,19 @@ def plot(curves, snrs, path, title):
 def fixed_section(args):
     """DetNet on one fixed correlated channel, against every detector."""
     H_fixed = correlated_channel(60, 30, 0.55, 7)
-    det, fit_time, epochs = train(30, 60, "bpsk", (7, 14), args.n_train_fixed,
-                                  args.epochs_fixed, H_fixed, 1, args.verbose,
-                                  args.lr_fixed, n_layers=args.layers_fixed)
+    cache = args.fixed_model
+    if cache is not None and cache.exists():
+        # a network this script trained and saved with the same settings
+        det, fit_time, epochs = pickle.loads(cache.read_bytes())
+        print(f"loaded the fixed-channel DetNet from {cache}", flush=True)
+        origin = f", loaded from the cache `{cache.name}`"
+    else:
+        origin = ""
+        det, fit_time, epochs = train(30, 60, "bpsk", (7, 14), args.n_train_fixed,
+                                      args.epochs_fixed, H_fixed, 1, args.verbose,
+                                      args.lr_fixed, n_layers=args.layers_fixed)
+        if cache is not None:
+            cache.write_bytes(pickle.dumps((det, fit_time, epochs)))
     timing = []
     head, rows, _ = ber_rows(det, 30, 60, "bpsk", [8, 10, 12], args.n_test, H_fixed,
                              2000, list_users=args.list_users, timing=timing)
@@ -243,7 +254,7 @@ def fixed_section(args):
             f"`R_rx^1/2 G R_tx^1/2` with Toeplitz `0.55^|i-j|` at both ends; "
             f"DetNet ({args.layers_fixed} layers) trained for {epochs} epochs "
             f"({fit_time / 60:.1f} min) on "
-            f"{args.n_train_fixed} transmissions, lr {args.lr_fixed:g}. "
+            f"{args.n_train_fixed} transmissions, lr {args.lr_fixed:g}{origin}. "
             "'DetNet + list L' is the same fitted network with `list_users=L`: "
             "Chase decoding of its L least reliable users with the likelihood "
             "`||x - H s||^2` (2^L candidates).", "",
@@ -267,6 +278,10 @@ def main():
     parser.add_argument("--layers-fixed", type=int, default=30,
                         help="DetNet layers for the fixed channel (the paper: 3 x users); "
                              "its ill-conditioned Gram needs more iterations")
+    parser.add_argument("--fixed-model", type=Path, default=None,
+                        help="a file caching the fixed-channel DetNet: trained and "
+                             "saved there if missing, loaded (no training) if present; "
+                             "the cache does not record the training flags")
     parser.add_argument("--n-train-fixed", type=int, default=None,
                         help="default: half of --n-train")
     parser.add_argument("--fixed-only", action="store_true",
