@@ -21,8 +21,8 @@ from ._network import DetNet, FinalLayerMSE, _simulate_symbols, _symbol_accuracy
 from ._problem import _check_y, _DetectorMixin, _statistics
 
 
-# 2 ** 16 candidates per transmission: beyond, the list costs more than the
-# exact sphere decoder at the SNRs DetNet is used at
+# a cap on the list stage's time and memory: 2 ** 16 candidates per
+# transmission
 MAX_LIST_USERS = 16
 
 
@@ -85,8 +85,8 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         given both of these symbols, every one of the ``2 ** list_users``
         combinations (the other users keep DetNet's decision) is scored by
         ``||x - H s||^2``, and the best is returned. Its cost is fixed, like
-        the network's: about ``2 ** list_users * n_rx`` operations per
-        transmission. 0 returns DetNet's decisions; with BPSK and
+        the network's: about ``2 ** list_users * list_users ** 2``
+        operations per transmission, whatever the noise. 0 returns DetNet's decisions; with BPSK and
         ``list_users = n_tx`` it is exact maximum likelihood by brute force.
         ``predict_proba`` and ``predict_soft`` stay the network's output.
     device : {"cpu", "cuda", "auto"}, default="cpu"
