@@ -352,6 +352,8 @@ def test_detnet_bad_input(trained):
     try:
         with pytest.raises(ValueError, match="list_users=9 exceeds the 8 users"):
             trained.set_params(list_users=9).predict(X8, channels=H8)
+        with pytest.raises(ValueError, match="list_users"):  # changed after fit
+            trained.set_params(list_users=-2).predict(X8, channels=H8)
     finally:
         trained.set_params(list_users=0)
 

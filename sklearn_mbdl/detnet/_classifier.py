@@ -161,6 +161,10 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         check_number(self.augmentation, "augmentation", min_val=0)
         check_number(self.validation_fraction, "validation_fraction",
                      min_val=0, max_val=0.5)
+        self._check_list_users()
+
+    def _check_list_users(self):
+        # checked by fit and again by predict: set_params may change it after fit
         check_number(self.list_users, "list_users", min_val=0, max_val=MAX_LIST_USERS,
                      integer=True)
 
@@ -295,8 +299,9 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         logp -= logp.max(-1, keepdims=True)
         return logp - np.log(np.exp(logp).sum(-1, keepdims=True))
 
-    def _statistic_rows(self, X, channels):
-        """Rows of normalised sufficient statistics the network reads."""
+    def _statistic_rows(self, X, channels, return_inputs=False):
+        """Rows of normalised sufficient statistics the network reads (and,
+        with ``return_inputs``, the validated ``X`` and its channel)."""
         X = self._validate_X(X, reset=False)
         if channels is not None and self.channel_ is not None:
             raise ValueError(
@@ -308,8 +313,10 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
                                   torch.as_tensor(H, dtype=dtype),
                                   self.offset_, self.scale_)
         if HtH.ndim == 2:  # the fixed Gram matrix lives in the module
-            return Htx.numpy()
-        return torch.cat([Htx, HtH.reshape(len(X), -1)], dim=1).numpy()
+            rows = Htx.numpy()
+        else:
+            rows = torch.cat([Htx, HtH.reshape(len(X), -1)], dim=1).numpy()
+        return (rows, X, H) if return_inputs else rows
 
     def predict_soft(self, X, channels=None):
         """Soft symbol estimates (DetNet's last layer), in symbol units.
@@ -341,11 +348,9 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         ndarray of shape (n_samples,) or (n_samples, n_tx)
             Labels from ``classes_``.
         """
-        rows = self._statistic_rows(X, channels)
         if not self.list_users:
-            return self._labels(self._decide(rows))
-        X = self._validate_X(X, reset=False)
-        H = self._predict_channel(X, channels)
+            return self._labels(self._decide(self._statistic_rows(X, channels)))
+        rows, X, H = self._statistic_rows(X, channels, return_inputs=True)
         return self._labels(self._list_decide(self._run(rows), X, H))
 
     def _list_decide(self, u, X, H):
@@ -354,6 +359,7 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         nearest symbols, and the combination nearest ``x`` through ``H``
         (the likelihood) wins. Returns the symbols' indices."""
         K = u.shape[1]
+        self._check_list_users()
         L = int(self.list_users)
         if L > K:
             raise ValueError(
@@ -362,44 +368,39 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         points = self._scaled_points()
         if len(points) == 1:
             return np.zeros(u.shape, dtype=np.int64)
-        dist = np.abs(u.astype(np.float64)[..., None] - points)
-        nearest = np.argsort(dist, axis=-1, kind="stable")[..., :2]
-        d = np.take_along_axis(dist, nearest, -1)
-        users = np.argsort(d[..., 1] - d[..., 0], axis=1, kind="stable")[:, :L]
-        first = np.take_along_axis(nearest[..., 0], users, 1)
-        second = np.take_along_axis(nearest[..., 1], users, 1)
-        decision = nearest[..., 0].copy()
+        dist = torch.as_tensor(np.abs(u.astype(np.float64)[..., None] - points))
+        d, nearest = dist.topk(2, dim=-1, largest=False, sorted=True)
+        users = (d[..., 1] - d[..., 0]).argsort(dim=1, stable=True)[:, :L]
+        first = nearest[..., 0].gather(1, users)
+        second = nearest[..., 1].gather(1, users)
+        values = torch.as_tensor(self.points_, dtype=torch.float64)
         X = torch.as_tensor(X, dtype=torch.float64)
         H = torch.as_tensor(H, dtype=torch.float64)
-        values = torch.as_tensor(self.points_, dtype=torch.float64)
-        patterns = torch.as_tensor(
-            (np.arange(2 ** L)[:, None] >> np.arange(L)) & 1, dtype=torch.float64)
+        s = values[nearest[..., 0]]                          # DetNet's decision
+        if H.ndim == 2:
+            residual = X - s @ H.T
+            columns = H.T[users]                             # (n, L, n_rx)
+        else:
+            residual = X - torch.einsum("nrk,nk->nr", H, s)
+            columns = torch.take_along_dim(H.mT, users[..., None], 1)
+        moves = columns * (values[second] - values[first])[..., None]
         # ||r - P m||^2 - ||r||^2 = -2 P (m r) + diag(P (m m^T) P^T) for the
         # residual r of DetNet's decision and the moves m of the L users:
-        # 2^L L^2 operations per transmission, not 2^L L n_rx; chunks of a
-        # few MB
-        size = max(1, (1 << 20) // (2 ** L * L))
+        # 2^L L^2 operations per transmission, not 2^L L n_rx
+        gain = (moves @ residual[..., None])[..., 0]                 # (n, L)
+        gram = moves @ moves.mT                                      # (n, L, L)
+        patterns = torch.as_tensor(
+            (np.arange(2 ** L)[:, None] >> np.arange(L)) & 1, dtype=torch.float64)
+        choice = torch.empty(len(u), dtype=torch.long)
+        size = max(1, (1 << 21) // (2 ** L * L))   # candidates of about 16 MB
         for start in range(0, len(u), size):
             c = slice(start, start + size)
-            s = values[torch.as_tensor(decision[c])]
-            cols = torch.as_tensor(users[c])
-            change = (values[torch.as_tensor(second[c])]
-                      - values[torch.as_tensor(first[c])])[..., None]
-            if H.ndim == 2:
-                residual = X[c] - s @ H.T
-                columns = H.T[cols]                                  # (n, L, n_rx)
-            else:
-                residual = X[c] - torch.einsum("nrk,nk->nr", H[c], s)
-                columns = torch.take_along_dim(H[c].mT, cols[..., None], 1)
-            moves = columns * change
-            gain = moves @ residual[..., None]                       # (n, L, 1)
-            gram = moves @ moves.mT                                  # (n, L, L)
-            cost = ((patterns @ gram) * patterns).sum(-1) - 2 * (patterns @ gain)[..., 0]
-            best = patterns[cost.argmin(1)].numpy().astype(bool)   # (n, L)
-            block = decision[c]
-            rows_ = np.arange(block.shape[0])[:, None]
-            block[rows_, users[c]] = np.where(best, second[c], first[c])
-        return decision
+            cost = ((patterns @ gram[c]) * patterns).sum(-1) - 2 * gain[c] @ patterns.T
+            choice[c] = cost.argmin(1)
+        flip = patterns[choice].bool()                                 # (n, L)
+        decision = nearest[..., 0].clone()
+        decision.scatter_(1, users, torch.where(flip, second, first))
+        return decision.numpy()
 
     def predict_proba(self, X, channels=None):
         """Per-symbol probabilities (soft output).
