@@ -164,7 +164,6 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         self._check_list_users()
 
     def _check_list_users(self):
-        # checked by fit and again by predict: set_params may change it after fit
         check_number(self.list_users, "list_users", min_val=0, max_val=MAX_LIST_USERS,
                      integer=True)
 
@@ -299,24 +298,29 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         logp -= logp.max(-1, keepdims=True)
         return logp - np.log(np.exp(logp).sum(-1, keepdims=True))
 
-    def _statistic_rows(self, X, channels, return_inputs=False):
-        """Rows of normalised sufficient statistics the network reads (and,
-        with ``return_inputs``, the validated ``X`` and its channel)."""
+    def _inputs(self, X, channels):
+        """The validated ``X`` and the channel of each of its rows."""
         X = self._validate_X(X, reset=False)
         if channels is not None and self.channel_ is not None:
             raise ValueError(
                 "this DetNetClassifier was trained for one fixed channel; "
                 "per-sample channels need a model fitted with channels=.")
-        H = self._predict_channel(X, channels)
+        return X, self._predict_channel(X, channels)
+
+    def _statistic_rows(self, X, H):
+        """Rows of normalised sufficient statistics the network reads, for
+        validated ``X`` and its channel ``H`` (:meth:`_inputs`)."""
         dtype = torch.float64 if X.dtype == np.float64 else torch.float32
         Htx, HtH, _ = _statistics(torch.as_tensor(X, dtype=dtype),
                                   torch.as_tensor(H, dtype=dtype),
                                   self.offset_, self.scale_)
         if HtH.ndim == 2:  # the fixed Gram matrix lives in the module
-            rows = Htx.numpy()
-        else:
-            rows = torch.cat([Htx, HtH.reshape(len(X), -1)], dim=1).numpy()
-        return (rows, X, H) if return_inputs else rows
+            return Htx.numpy()
+        return torch.cat([Htx, HtH.reshape(len(X), -1)], dim=1).numpy()
+
+    def _network_output(self, X, channels):
+        """DetNet's last layer on ``X`` (scaled units)."""
+        return self._run(self._statistic_rows(*self._inputs(X, channels)))
 
     def predict_soft(self, X, channels=None):
         """Soft symbol estimates (DetNet's last layer), in symbol units.
@@ -330,7 +334,7 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         -------
         ndarray of shape (n_samples,) or (n_samples, n_tx)
         """
-        u = self._run(self._statistic_rows(X, channels))
+        u = self._network_output(X, channels)
         s = (self.offset_ + self.scale_ * u).astype(u.dtype)
         return s[:, 0] if self._single_output else s
 
@@ -348,9 +352,11 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         ndarray of shape (n_samples,) or (n_samples, n_tx)
             Labels from ``classes_``.
         """
+        self._check_list_users()  # set_params may have changed it after fit
+        X, H = self._inputs(X, channels)
+        rows = self._statistic_rows(X, H)
         if not self.list_users:
-            return self._labels(self._decide(self._statistic_rows(X, channels)))
-        rows, X, H = self._statistic_rows(X, channels, return_inputs=True)
+            return self._labels(self._decide(rows))
         return self._labels(self._list_decide(self._run(rows), X, H))
 
     def _list_decide(self, u, X, H):
@@ -359,7 +365,6 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         nearest symbols, and the combination nearest ``x`` through ``H``
         (the likelihood) wins. Returns the symbols' indices."""
         K = u.shape[1]
-        self._check_list_users()
         L = int(self.list_users)
         if L > K:
             raise ValueError(
@@ -419,6 +424,6 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         ndarray of shape (n_samples, n_classes), or list of n_tx such arrays
             As scikit-learn's multi-output classifiers.
         """
-        s = self._run(self._statistic_rows(X, channels)).astype(np.float64)
+        s = self._network_output(X, channels).astype(np.float64)
         p = np.exp(self._log_proba(s, self.temperature_))
         return p[:, 0] if self._single_output else [p[:, k] for k in range(p.shape[1])]
