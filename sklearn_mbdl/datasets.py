@@ -675,7 +675,7 @@ def _phase_screen(rng, m, diameter, slope):
 
 def make_adi_cube(n_frames=48, image_size=64, *, rotation_range=60.0, n_planets=3,
                   contrast=3.0, fwhm=4.0, speckle_decorrelation=0.3,
-                  random_state=None):
+                  random_state=None, return_components=False):
     """An angular differential imaging (ADI) sequence with faint companions.
 
     The star light goes through an ideal coronagraph: the pupil field
@@ -723,6 +723,10 @@ def make_adi_cube(n_frames=48, image_size=64, *, rotation_range=60.0, n_planets=
         Share (0 to 1) of the pupil aberration that evolves along the
         sequence: 0 gives perfectly static speckles.
     random_state : int, RandomState instance or None, default=None
+    return_components : bool, default=False
+        Also return the noiseless parts of the cube, for oracle baselines:
+        what a method could reach if it knew the speckles, or the cube
+        without its companions.
 
     Returns
     -------
@@ -736,6 +740,11 @@ def make_adi_cube(n_frames=48, image_size=64, *, rotation_range=60.0, n_planets=
         ``flux`` (peak over the star's peak).
     psf : ndarray of shape (s, s)
         The off-axis PSF, peak 1, centred on an odd grid.
+    components : dict, only when ``return_components`` is True
+        ``"speckles"`` and ``"companions"``: the star's speckles and the
+        companions, noiseless, each of shape ``(n_frames, image_size,
+        image_size)`` and in the cube's units; the cube is their sum plus
+        the photon and read noise.
 
     Examples
     --------
@@ -744,6 +753,10 @@ def make_adi_cube(n_frames=48, image_size=64, *, rotation_range=60.0, n_planets=
     ...                                            random_state=0)
     >>> cube.shape, angles.shape, planets.dtype.names[:3], psf.shape
     ((8, 32, 32), (8,), ('x', 'y', 'separation'), (17, 17))
+    >>> *_, parts = make_adi_cube(8, 32, n_planets=1, random_state=0,
+    ...                           return_components=True)
+    >>> sorted(parts), parts["speckles"].shape
+    (['companions', 'speckles'], (8, 32, 32))
     """
     import torch
 
@@ -840,9 +853,15 @@ def make_adi_cube(n_frames=48, image_size=64, *, rotation_range=60.0, n_planets=
         # the off-axis PSF at (x, y): a tilt of the pupil field
         shift = np.exp(2j * np.pi * ((x - centre) * ux + (y - centre) * uy) / m)
         sky += flux * focal(pupil * tilt * shift) / peak
+    companions = np.zeros_like(frames)
     if n_planets:
-        frames += rotate(torch.from_numpy(sky), torch.from_numpy(angles),
-                         mode="bicubic").numpy()
+        companions = rotate(torch.from_numpy(sky), torch.from_numpy(angles),
+                            mode="bicubic").numpy()
+    speckles = frames
+    frames = speckles + companions
     counts = rng.poisson(np.clip(frames, 0, None) * photons).astype(float)
     counts += 5.0 * rng.standard_normal(counts.shape)
+    if return_components:
+        return counts / photons, angles, planets, psf, {"speckles": speckles,
+                                                       "companions": companions}
     return counts / photons, angles, planets, psf

@@ -155,6 +155,29 @@ def test_baselines_see_a_companion():
     assert snr_at(pca_adi(cube, angles, 3, annular=True), (p["x"], p["y"]), FWHM) > 3
 
 
+def test_make_adi_cube_components_and_paco_reference():
+    """The noiseless parts add up to the cube (up to photon and read noise),
+    and PACO's statistics taken without the companion stop absorbing it."""
+    cube, angles, planets, psf, parts = make_adi_cube(
+        24, 40, n_planets=1, contrast=6.0, random_state=3, return_components=True)
+    again = make_adi_cube(24, 40, n_planets=1, contrast=6.0, random_state=3)
+    np.testing.assert_array_equal(again[0], cube)
+    speckles, companions = parts["speckles"], parts["companions"]
+    noise = cube - speckles - companions
+    # photon noise of 1e7 photons at the star's peak, read noise 5 counts
+    expected = np.sqrt(np.clip(speckles + companions, 0, None) / 1e7 + 25 / 1e14)
+    assert 0.9 < np.std(noise / expected) < 1.1
+    p = planets[0]
+    assert companions.max() == pytest.approx(p["flux"], rel=0.15)
+    x, y = int(round(p["x"])), int(round(p["y"]))
+    own = paco_map(cube, angles, psf, patch_size=5)[0][y, x] / p["flux"]
+    oracle = paco_map(cube, angles, psf, patch_size=5,
+                      reference=cube - companions)[0][y, x] / p["flux"]
+    assert own < 0.7 and 0.8 < oracle < 1.3
+    with pytest.raises(ValueError, match="reference must have the cube's shape"):
+        paco_map(cube, angles, psf, reference=cube[:3])
+
+
 def test_detection_metrics():
     image = np.zeros((32, 32))
     image[10, 20] = 8.0

@@ -299,7 +299,7 @@ def _patches(cube, patch_shape):
     return cols.transpose(1, 2).numpy()
 
 
-def paco_map(cube, angles, psf, *, patch_size=7, chunk=256):
+def paco_map(cube, angles, psf, *, patch_size=7, reference=None, chunk=256):
     """A PACO-style detection map: local Gaussian patch statistics.
 
     At every pixel the patches of all frames give a mean ``m`` and a
@@ -317,6 +317,11 @@ def paco_map(cube, angles, psf, *, patch_size=7, chunk=256):
     angles : ndarray of shape (n_frames,)
     psf : ndarray of shape (sh, sw)
     patch_size : int, default=7
+    reference : ndarray of shape (n_frames, h, w), default=None
+        Frames the local statistics (mean and covariance) are estimated
+        from; by default the cube itself, as PACO does. An oracle study can
+        pass the cube without its companions: the statistics then no longer
+        absorb part of them.
     chunk : int, default=256
         Sky positions per batch.
 
@@ -336,8 +341,14 @@ def paco_map(cube, angles, psf, *, patch_size=7, chunk=256):
     """
     cube = np.asarray(cube, dtype=np.float64)
     n, h, w = cube.shape
+    if reference is None:
+        reference = cube
+    reference = np.asarray(reference, dtype=np.float64)
+    if reference.shape != cube.shape:
+        raise ValueError(f"reference must have the cube's shape {cube.shape}, "
+                         f"got {reference.shape}.")
     ph = pw = patch_size
-    patches = _patches(cube, (ph, pw))                   # (K, N, P)
+    patches = _patches(reference, (ph, pw))              # (K, N, P)
     mean = patches.mean(0)
     centred = patches - mean
     cov = np.einsum("knp,knq->npq", centred, centred) / n
