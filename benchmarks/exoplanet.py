@@ -99,7 +99,7 @@ def run_cube(seed, n_planets, vip, quick_snr):
     start = time.perf_counter()
     est = ExoplanetSeparator(psf, fwhm=FWHM, random_state=0).fit(cube, angles=angles)
     flux = est.flux_map(cube, angles=angles)
-    detection = snr_map(flux, FWHM)        # = est.detection_map(cube, angles=angles)
+    detection = est.detection_map(cube, angles=angles)   # flux over its std
     seconds = time.perf_counter() - start
     # photometry of the companions (the characterisation step, at their
     # true positions as for every method)

@@ -7,9 +7,11 @@ sky, and any companion, turns with the parallactic angles. PCA-ADI removes
 the speckles with the cube's principal components, and part of the
 companion with them (self-subtraction).
 :class:`~sklearn_mbdl.ExoplanetSeparator` fits the seed's local model
-``y = x + alpha H(p) + noise`` instead (speckles sparse in a dictionary, a
-companion whose signature follows the rotation), unrolled and trained on
-companions injected into the cube itself (see :ref:`exoplanet`).
+``y = x + alpha H(p) + noise`` instead (static speckles taken from the
+pixel symmetric about the star, which a companion does not reach, a local
+Gaussian noise model as in PACO, and a companion whose signature follows
+the rotation), unrolled and trained on companions injected into the cube
+itself (see :ref:`exoplanet`).
 
 This example keeps the training short (3 epochs) so that it runs in well
 under a minute; ``benchmarks/exoplanet.py`` runs the default settings on ten
@@ -41,8 +43,8 @@ print(planets[["x", "y", "separation", "flux"]])
 # PCA-ADI and the separator
 # -------------------------
 # PCA-ADI with 5 components; the separator with its defaults but 3 epochs.
-# Its detection map is the flux map over the flux map's robust spread in
-# annuli one FWHM wide: 5 means 5 sigma.
+# Its detection map is the flux map over its standard deviation under the
+# noise model: 5 means 5 sigma.
 
 residual = pca_adi(cube, angles, 5)
 separator = ExoplanetSeparator(psf, fwhm=FWHM, max_epochs=3, random_state=0)
@@ -63,8 +65,8 @@ print(separator.find_companions(cube, angles=angles))
 # ROC over a few more cubes
 # -------------------------
 # Detections against false detections as the threshold goes down, on the
-# detection maps of both methods (PCA-ADI's residual normalised the same
-# way: by its robust spread per annulus).
+# detection maps of both methods (PCA-ADI's residual normalised by its
+# robust spread per annulus).
 
 maps_pca, maps_ours, truth = [], [], []
 for seed in (11, 12):

@@ -13,7 +13,12 @@ from sklearn_mbdl.exoplanet import (
     pca_adi,
     search_field,
 )
-from sklearn_mbdl.exoplanet._model import _ring_svd, companion_signal, ring_geometry
+from sklearn_mbdl.exoplanet._model import (
+    _pad,
+    _ring_svd,
+    companion_signal,
+    ring_geometry,
+)
 from sklearn_mbdl.metrics import detection_counts, detection_roc, snr_at
 
 FWHM = 4.0
@@ -79,6 +84,32 @@ def test_untrained_model_recovers_a_modelled_companion(bright):
         injected = module.flux(where, inject=torch.tensor([2.0, 3.0],
                                                           dtype=torch.float64))
     np.testing.assert_allclose((injected - base).numpy(), [2.0, 3.0], rtol=0.02)
+
+
+def test_mirror_static_speckles_leave_the_companion_out():
+    """The static speckles taken at the mirror pixel do not hold a companion
+    that the pixel's own temporal mean takes a share of; the speckles of
+    ``make_adi_cube`` are nearly point-symmetric, so the mirror is a close
+    estimate of them."""
+    cube, angles, planets, psf, parts = make_adi_cube(
+        24, 40, n_planets=1, contrast=12.0, random_state=3, return_components=True)
+    empty = cube - parts["companions"]
+    p = planets[0]
+    pixel = int(round(p["y"])) * 40 + int(round(p["x"]))
+    args = dict(angles=angles, psf=psf, image_shape=(40, 40), patch_shape=(5, 5),
+                fwhm=FWHM, n_components=0, n_layers=1)
+    share = {}
+    for mode in ("mirror", "own"):
+        module = LocalADISeparator(cube.reshape(24, -1), mean=mode, **args).double()
+        with_planet = module.static(_pad(torch.as_tensor(cube.reshape(24, -1))))
+        without = module.static(_pad(torch.as_tensor(empty.reshape(24, -1))))
+        share[mode] = float(with_planet[pixel] - without[pixel]) / p["flux"]
+    assert abs(share["mirror"]) < 0.02 and share["own"] > 0.1
+    speckles = parts["speckles"].mean(0)
+    asym = np.abs(speckles - speckles[::-1, ::-1]).sum() / np.abs(speckles).sum()
+    assert asym < 0.2
+    with pytest.raises(ValueError, match="mean must be"):
+        LocalADISeparator(cube.reshape(24, -1), mean="median", **args)
 
 
 def test_bright_companion_found_with_its_flux(bright, fitted):
@@ -213,6 +244,8 @@ def test_bad_input(bright):
         ExoplanetSeparator(np.ones((41, 41))).fit(cube, angles=angles)
     with pytest.raises(ValueError, match="patch_size"):
         ExoplanetSeparator(patch_size=4).fit(cube)
+    with pytest.raises(ValueError, match="static_speckles"):
+        ExoplanetSeparator(static_speckles="median").fit(cube)
     with pytest.raises(ValueError, match="image_shape"):
         ExoplanetSeparator(image_shape=(3, 3)).fit(cube.reshape(24, -1))
 

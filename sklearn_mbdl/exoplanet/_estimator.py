@@ -20,7 +20,7 @@ from .._base import (
     to_numpy,
     to_tensor,
 )
-from ._adi import gaussian_psf, search_field, snr_map
+from ._adi import gaussian_psf, search_field
 from ._model import LocalADISeparator, _pad, _ring_svd, companion_signal, ring_geometry
 
 __all__ = ["ExoplanetSeparator"]
@@ -76,9 +76,12 @@ class ExoplanetSeparator(TransformerMixin, TorchEstimator):
     """Separate faint companions from stellar speckles in an ADI sequence.
 
     The local model of the seed's last method, ``y = x + alpha H(p) +
-    noise`` (speckles ``x`` sparse in a dictionary, a companion of flux
-    ``alpha`` whose signature ``H(p)`` follows the field rotation), solved by
-    unrolled ISTA steps on the speckles alternating with flux steps (see
+    noise`` (speckles ``x``: static speckles, estimated at every pixel from
+    the pixel symmetric to it about the star, plus a part sparse in a
+    dictionary; a companion of flux ``alpha`` whose signature ``H(p)``
+    follows the field rotation; Gaussian noise with a covariance over the
+    patch around every pixel, as in PACO), solved by unrolled ISTA steps on
+    the speckles alternating with weighted flux steps (see
     :class:`~sklearn_mbdl.exoplanet.LocalADISeparator`). ``fit`` learns from
     the science cube itself: synthetic companions of known flux are
     injected at random positions and the dictionary, thresholds and step
@@ -104,12 +107,24 @@ class ExoplanetSeparator(TransformerMixin, TorchEstimator):
         Gaussian of ``fwhm`` (peak 1) when None, cropped to small frames.
     fwhm : float, default=4.0
         PSF full width at half maximum in pixels: the annuli's spacing.
-    patch_size : int, default=7
-        Side of the patch around a companion in each frame (odd).
-    n_components : int, default=16
-        Atoms per annulus (the mean and principal components at start).
+    patch_size : int, default=5
+        Side of the patch around a companion in each frame (odd): the
+        extent of the noise model's covariances.
+    n_components : int, default=0
+        Atoms per annulus (principal components of the frames at start).
+        The default uses none: on our test cubes every atom absorbed part
+        of the companions and lowered the detection S/N (see the user
+        guide), so the speckles are the static ones and the noise model.
     n_layers : int, default=6
         Unrolled iterations.
+    static_speckles : {"mirror", "mean"}, default="mirror"
+        How each pixel's static speckles are estimated: the temporal mean
+        of the pixel symmetric to it about the star ("mirror": speckles
+        from small phase aberrations behind a coronagraph are
+        point-symmetric, and a companion is not in its mirror's mean), or
+        its own temporal mean ("mean", as PACO: it absorbs a share of every
+        companion that crosses the pixel). Use "mean" for data whose
+        speckles are not symmetric.
     image_shape : (int, int), default=None
         Frame shape for 2-D ``X`` (see above).
     n_cleaning : int, default=8
@@ -168,8 +183,9 @@ class ExoplanetSeparator(TransformerMixin, TorchEstimator):
     (32, 32)
     """
 
-    def __init__(self, psf=None, *, fwhm=4.0, patch_size=7, n_components=16,
-                 n_layers=6, image_shape=None, n_cleaning=8, learn_dictionary=True,
+    def __init__(self, psf=None, *, fwhm=4.0, patch_size=5, n_components=0,
+                 n_layers=6, static_speckles="mirror", image_shape=None, n_cleaning=8,
+                 learn_dictionary=True,
                  dictionary_lr=0.05, n_injections=1024, max_snr=10.0,
                  max_epochs=10, lr=1e-3, batch_size=64, device="cpu",
                  random_state=None, verbose=0):
@@ -178,6 +194,7 @@ class ExoplanetSeparator(TransformerMixin, TorchEstimator):
         self.patch_size = patch_size
         self.n_components = n_components
         self.n_layers = n_layers
+        self.static_speckles = static_speckles
         self.image_shape = image_shape
         self.n_cleaning = n_cleaning
         self.learn_dictionary = learn_dictionary
@@ -197,7 +214,10 @@ class ExoplanetSeparator(TransformerMixin, TorchEstimator):
         check_number(self.patch_size, "patch_size", min_val=1, integer=True)
         if self.patch_size % 2 == 0:
             raise ValueError(f"patch_size must be odd, got {self.patch_size}.")
-        check_number(self.n_components, "n_components", min_val=1, integer=True)
+        check_number(self.n_components, "n_components", min_val=0, integer=True)
+        if self.static_speckles not in ("mirror", "mean"):
+            raise ValueError("static_speckles must be 'mirror' or 'mean', got "
+                             f"{self.static_speckles!r}.")
         check_number(self.n_layers, "n_layers", min_val=1, integer=True)
         check_number(self.n_cleaning, "n_cleaning", min_val=0, integer=True)
         check_number(self.dictionary_lr, "dictionary_lr", min_val=0)
@@ -280,15 +300,15 @@ class ExoplanetSeparator(TransformerMixin, TorchEstimator):
         args = dict(cube=cube, angles=angles, psf=psf, image_shape=shape,
                     patch_shape=self._patch_shape(shape), fwhm=self.fwhm,
                     n_components=min(self.n_components, X.shape[0]),
-                    n_layers=self.n_layers)
+                    n_layers=self.n_layers, mean=self._mean_mode())
         positions = self._positions(shape)
         # the untrained model (atoms: the SVD of the annuli) maps the cube;
         # the surroundings of its candidate companions (S/N above 3) are
         # left out of training, so that a real companion is never a "no
         # companion here" example the network would learn to subtract
         start = LocalADISeparator(**args)
-        flux = self._map([start], None, torch.float32)
-        peaks = find_peaks(self._snr(flux), 3.0,
+        flux, sigma = self._map([start], None, torch.float32, return_sigma=True)
+        peaks = find_peaks(self._snr(flux, sigma), 3.0,
                            min_distance=max(int(self.fwhm // 2), 1))
         far = np.ones(len(positions), bool)
         for x, y, _ in peaks:
@@ -407,11 +427,13 @@ class ExoplanetSeparator(TransformerMixin, TorchEstimator):
             signal = companion_signal(where, torch.as_tensor(taken, dtype=dtype),
                                       angles, args["image_shape"], psf,
                                       args["patch_shape"], len(args["cube"])).numpy()
-            atoms = _ring_svd(args["cube"] - signal, masks, args["n_components"])
+            clean = args["cube"] - signal
+            static = LocalADISeparator.static_of(clean, args["mean"])
+            atoms = _ring_svd(clean - static, masks, args["n_components"])
             module = LocalADISeparator(**{**args, "dictionary": atoms}).double()
             with torch.no_grad():
-                clean = _pad(torch.as_tensor(args["cube"] - signal, dtype=dtype))
-                shared = module.projections(weight_cube=clean)
+                shared = module.projections(
+                    weight_cube=_pad(torch.as_tensor(clean, dtype=dtype)))
                 found = module.flux(where, shared=shared).numpy()
             history_s.append(taken)
             history_a.append(found)
@@ -455,7 +477,7 @@ class ExoplanetSeparator(TransformerMixin, TorchEstimator):
         args = dict(cube=cube, angles=angles, psf=self.psf_, image_shape=shape,
                     patch_shape=self._patch_shape(shape), fwhm=self.fwhm,
                     n_components=min(self.n_components, X.shape[0]),
-                    n_layers=self.n_layers)
+                    n_layers=self.n_layers, mean=self._mean_mode())
         module = LocalADISeparator(**args).double()
         with torch.no_grad():
             found = module.flux(torch.as_tensor(positions)).numpy()
@@ -531,23 +553,28 @@ class ExoplanetSeparator(TransformerMixin, TorchEstimator):
         out = X - to_numpy(background, X.dtype) * self.scale_
         return out.reshape(-1, *shape) if cube_layout else out
 
-    def _map(self, modules, cube, dtype, chunk=256):
-        """Flux estimate at every pixel, in the modules' units: a position in
-        quadrant ``q`` is mapped by network ``(q + 2) % 4`` (one module: by
-        it everywhere)."""
+    def _map(self, modules, cube, dtype, chunk=256, return_sigma=False):
+        """Flux estimate (and its standard deviation) at every pixel, in the
+        modules' units: a position in quadrant ``q`` is mapped by network
+        ``(q + 2) % 4`` (one module: by it everywhere)."""
         shape = modules[0].image_shape
         positions = self._positions(shape, field=False)
         owner = (self._sector(positions, shape) + 2) % 4 if len(modules) == 4 \
             else np.zeros(len(positions), int)
         flux = np.empty(len(positions))
+        sigma = np.empty(len(positions))
         with torch.no_grad():
             for index, module in enumerate(modules):
                 rows = np.flatnonzero(owner == index)
                 where = to_tensor(positions[rows], module.cube.device, dtype)
                 shared = module.projections(cube)
                 for start in range(0, len(rows), chunk):
-                    alpha = module.flux(where[start:start + chunk], shared=shared)
+                    alpha, std = module.flux(where[start:start + chunk], shared=shared,
+                                             return_sigma=True)
                     flux[rows[start:start + chunk]] = to_numpy(alpha, np.float64)
+                    sigma[rows[start:start + chunk]] = to_numpy(std, np.float64)
+        if return_sigma:
+            return flux.reshape(shape), sigma.reshape(shape)
         return flux.reshape(shape)
 
     def flux_map(self, X, angles=None, *, chunk=256):
@@ -569,13 +596,14 @@ class ExoplanetSeparator(TransformerMixin, TorchEstimator):
         return self._map(modules, cube, dtype, chunk) * self.scale_
 
     def detection_map(self, X, angles=None):
-        """S/N map: the flux map over its robust spread in annuli of 1 FWHM.
+        """S/N map: the flux map over its standard deviation.
 
-        The spread is 1.4826 times the median absolute deviation of the flux
-        estimates in the annulus, so a few companions do not inflate it and
-        a value of 5 is a 5-sigma detection under Gaussian noise; the map is
-        0 outside the field searched: within 1 FWHM of the star, and beyond
-        the largest circle whose companions' patches stay inside the frames.
+        The standard deviation is the model's, ``(h^T W h)^-1/2`` with ``W``
+        the inverse patch covariances of the noise model (as in PACO), so a
+        value of 5 is a 5-sigma detection under the model's Gaussian noise;
+        the map is 0 outside the field searched: within 1 FWHM of the star,
+        and beyond the largest circle whose companions' patches stay inside
+        the frames.
 
         Parameters
         ----------
@@ -586,11 +614,18 @@ class ExoplanetSeparator(TransformerMixin, TorchEstimator):
         -------
         snr : ndarray of shape (h, w)
         """
-        flux = self.flux_map(X, angles)
-        return self._snr(flux)
+        return self._snr(*self._flux_sigma(X, angles))
 
-    def _snr(self, flux):
-        return snr_map(flux, self.fwhm, patch_shape=self._patch_shape(flux.shape))
+    def _flux_sigma(self, X, angles):
+        X, shape, _, angles = self._validate(X, angles, reset=False)
+        modules, cube, dtype = self._modules(X, angles)
+        return self._map(modules, cube, dtype, return_sigma=True)
+
+    def _snr(self, flux, sigma):
+        return np.where(self._field(flux.shape), flux / sigma, 0.0)
+
+    def _mean_mode(self):
+        return "mirror" if self.static_speckles == "mirror" else "own"
 
     def find_companions(self, X, angles=None, *, threshold=5.0):
         """Companions detected above ``threshold`` in the detection map.
@@ -610,9 +645,8 @@ class ExoplanetSeparator(TransformerMixin, TorchEstimator):
             detection map's peak), brightest first.
         """
         check_number(threshold, "threshold")
-        flux = self.flux_map(X, angles)
-        snr = self._snr(flux)
-        h, w = flux.shape
+        snr = self._snr(*self._flux_sigma(X, angles))
+        h, w = snr.shape
         peaks = find_peaks(snr, threshold, min_distance=max(int(self.fwhm // 2), 1))
         out = np.zeros(len(peaks), dtype=[("x", float), ("y", float),
                                           ("separation", float), ("flux", float),
