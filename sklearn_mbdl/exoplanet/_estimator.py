@@ -21,7 +21,14 @@ from .._base import (
     to_tensor,
 )
 from ._adi import gaussian_psf, search_field
-from ._model import LocalADISeparator, _pad, _ring_svd, companion_signal, ring_geometry
+from ._model import (
+    LocalADISeparator,
+    _pad,
+    _ring_svd,
+    _static_mean,
+    companion_signal,
+    ring_geometry,
+)
 
 __all__ = ["ExoplanetSeparator"]
 
@@ -428,7 +435,7 @@ class ExoplanetSeparator(TransformerMixin, TorchEstimator):
                                       angles, args["image_shape"], psf,
                                       args["patch_shape"], len(args["cube"])).numpy()
             clean = args["cube"] - signal
-            static = LocalADISeparator.static_of(clean, args["mean"])
+            static = _static_mean(clean, args["mean"])
             atoms = _ring_svd(clean - static, masks, args["n_components"])
             module = LocalADISeparator(**{**args, "dictionary": atoms}).double()
             with torch.no_grad():

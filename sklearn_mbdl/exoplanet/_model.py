@@ -175,18 +175,24 @@ class LocalADISeparator(nn.Module):
         return (torch.clamp(self.step_size, 0.0, 1.9),
                 torch.clamp(self.flux_step, 0.0, 1.9))
 
-    @staticmethod
-    def static_of(cube, mean="mirror"):
-        """:meth:`static` of unpadded frames ``(n_frames, h * w)`` (NumPy)."""
-        m = np.asarray(cube).mean(0)
-        return m[::-1].copy() if mean == "mirror" else m
-
     def static(self, cube):
-        """The static speckles of padded frames: each pixel's temporal mean,
-        or (``mean="mirror"``) the temporal mean of the pixel symmetric to
-        it about the star. Small phase aberrations behind a coronagraph
-        give point-symmetric speckles, and a companion at a pixel is not in
-        its mirror's mean, so the mirror mean does not absorb it."""
+        """The static speckles of padded frames.
+
+        Each pixel's temporal mean or, with ``mean="mirror"``, the temporal
+        mean of the pixel symmetric to it about the star. Small phase
+        aberrations behind a coronagraph give point-symmetric speckles, and
+        a companion at a pixel is not in its mirror's mean, so the mirror
+        mean does not absorb it.
+
+        Parameters
+        ----------
+        cube : torch.Tensor of shape (n_frames, h * w + 1)
+            Padded frames.
+
+        Returns
+        -------
+        torch.Tensor of shape (h * w + 1,)
+        """
         return self._placed(cube.mean(0))
 
     def _placed(self, mean):
@@ -382,6 +388,22 @@ def local_inverse_covariance(frames, image_shape, patch_shape):
     shrunk = (1 - rho) * cov + rho * torch.diag_embed(diag)
     floor = 1e-6 * diag.mean(1).clamp_min(1e-30) + 1e-30
     return torch.linalg.inv(shrunk + floor[:, None, None] * eye)
+
+
+def _static_mean(cube, mean="mirror"):
+    """:meth:`LocalADISeparator.static` of unpadded NumPy frames.
+
+    Parameters
+    ----------
+    cube : ndarray of shape (n_frames, h * w)
+    mean : {"mirror", "own"}, default="mirror"
+
+    Returns
+    -------
+    ndarray of shape (h * w,)
+    """
+    m = np.asarray(cube).mean(0)
+    return m[::-1].copy() if mean == "mirror" else m
 
 
 def _pad(tensor):
