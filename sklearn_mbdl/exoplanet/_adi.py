@@ -299,6 +299,42 @@ def _patches(cube, patch_shape):
     return cols.transpose(1, 2).numpy()
 
 
+def local_inverse_covariance(frames, image_shape, patch_shape, *, floor=1e-6):
+    """Inverse covariance of the patch around every pixel over the frames,
+    shrunk towards its diagonal by PACO's data-driven factor (Flasseur et
+    al. 2018, eq. 10).
+
+    Parameters
+    ----------
+    frames : torch.Tensor of shape (n_frames, h * w)
+        Centred frames (patches outside the image read zeros).
+    image_shape, patch_shape : (int, int)
+    floor : float, default=1e-6
+        Added to the diagonal, relative to its mean (a guard for pixels
+        whose patches leave the image).
+
+    Returns
+    -------
+    torch.Tensor of shape (h * w, n_patch, n_patch)
+    """
+    n = frames.shape[0]
+    ph, pw = patch_shape
+    images = frames.reshape(n, 1, *image_shape)
+    patches = torch.nn.functional.unfold(images, (ph, pw), padding=(ph // 2, pw // 2))
+    patches = patches.transpose(1, 2)                             # (K, N, P)
+    cov = torch.einsum("knp,knq->npq", patches, patches) / n
+    diag = torch.diagonal(cov, dim1=1, dim2=2)
+    tr_s2 = (cov * cov).sum((1, 2))
+    tr2 = diag.sum(1) ** 2
+    d2 = (diag ** 2).sum(1)
+    rho = (tr_s2 + tr2 - 2 * d2) / ((n + 1) * (tr_s2 - d2)).clamp_min(1e-30)
+    rho = rho.clamp(0.0, 1.0)[:, None, None]
+    eye = torch.eye(ph * pw, dtype=frames.dtype, device=frames.device)
+    shrunk = (1 - rho) * cov + rho * torch.diag_embed(diag)
+    guard = floor * diag.mean(1).clamp_min(1e-30) + 1e-30
+    return torch.linalg.inv(shrunk + guard[:, None, None] * eye)
+
+
 def paco_map(cube, angles, psf, *, patch_size=7, reference=None, chunk=256):
     """A PACO-style detection map: local Gaussian patch statistics.
 
@@ -348,21 +384,11 @@ def paco_map(cube, angles, psf, *, patch_size=7, reference=None, chunk=256):
         raise ValueError(f"reference must have the cube's shape {cube.shape}, "
                          f"got {reference.shape}.")
     ph = pw = patch_size
-    patches = _patches(reference, (ph, pw))              # (K, N, P)
-    mean = patches.mean(0)
-    centred = patches - mean
-    cov = np.einsum("knp,knq->npq", centred, centred) / n
-    # shrinkage towards the diagonal (Flasseur et al. 2018, eq. 10)
-    diag = np.einsum("npp->np", cov)
-    tr_s2 = np.einsum("npq,nqp->n", cov, cov)
-    tr2 = diag.sum(1) ** 2
-    d2 = (diag ** 2).sum(1)
-    rho = (tr_s2 + tr2 - 2 * d2) / np.maximum((n + 1) * (tr_s2 - d2), 1e-300)
-    rho = np.clip(rho, 0.0, 1.0)[:, None, None]
-    eye = np.eye(ph * pw)
-    shrunk = (1 - rho) * cov + rho * diag[:, :, None] * eye
-    shrunk += 1e-12 * np.maximum(diag.mean(1), 1e-300)[:, None, None] * eye
-    inverse = np.linalg.inv(shrunk)
+    mean_image = reference.mean(0)
+    mean = _patches(mean_image[None], (ph, pw))[0]       # (N, P)
+    inverse = local_inverse_covariance(
+        torch.from_numpy((reference - mean_image).reshape(n, -1)), (h, w), (ph, pw),
+        floor=1e-12).numpy()
     flat = cube.reshape(n, -1)
     flat_padded = np.concatenate([flat, np.zeros((n, 1))], 1)
     ys, xs = np.mgrid[:h, :w]

@@ -24,10 +24,7 @@ from ._adi import gaussian_psf, search_field
 from ._model import (
     LocalADISeparator,
     _pad,
-    _ring_svd,
-    _static_mean,
     companion_signal,
-    ring_geometry,
 )
 
 __all__ = ["ExoplanetSeparator"]
@@ -222,9 +219,6 @@ class ExoplanetSeparator(TransformerMixin, TorchEstimator):
         if self.patch_size % 2 == 0:
             raise ValueError(f"patch_size must be odd, got {self.patch_size}.")
         check_number(self.n_components, "n_components", min_val=0, integer=True)
-        if self.static_speckles not in ("mirror", "mean"):
-            raise ValueError("static_speckles must be 'mirror' or 'mean', got "
-                             f"{self.static_speckles!r}.")
         check_number(self.n_layers, "n_layers", min_val=1, integer=True)
         check_number(self.n_cleaning, "n_cleaning", min_val=0, integer=True)
         check_number(self.dictionary_lr, "dictionary_lr", min_val=0)
@@ -307,7 +301,7 @@ class ExoplanetSeparator(TransformerMixin, TorchEstimator):
         args = dict(cube=cube, angles=angles, psf=psf, image_shape=shape,
                     patch_shape=self._patch_shape(shape), fwhm=self.fwhm,
                     n_components=min(self.n_components, X.shape[0]),
-                    n_layers=self.n_layers, mean=self._mean_mode())
+                    n_layers=self.n_layers, static_speckles=self.static_speckles)
         positions = self._positions(shape)
         # the untrained model (atoms: the SVD of the annuli) maps the cube;
         # the surroundings of its candidate companions (S/N above 3) are
@@ -396,16 +390,14 @@ class ExoplanetSeparator(TransformerMixin, TorchEstimator):
     def _cleaned_fluxes(self, cube, args, where, found):
         """Fluxes of companions at ``where`` free of self-subtraction.
 
-        The annuli's SVD of the frames contains the companions too (the
-        self-subtraction of PCA-ADI): the companions are taken out of the
-        frames (their modelled signature, at their estimated flux) and the
-        SVD is redone. The estimate ``a(s)`` after taking out a flux ``s``
-        grows as ``a(s) = a0 + c s`` (``c`` the share of a companion the
-        atoms absorb), so the fixed point ``a(s) = s`` is found by secant
-        steps (``n_cleaning`` rounds).
+        The model estimated on the frames (its noise covariances, and its
+        atoms if any) contains the companions too: the companions are taken
+        out of the frames (their modelled signature, at their estimated
+        flux) and the model is estimated again. The estimate ``a(s)`` after
+        taking out a flux ``s`` grows about as ``a(s) = a0 + c s`` (``c`` the
+        share of a companion the model absorbs), so the fixed point ``a(s) =
+        s`` is found by secant steps (``n_cleaning`` rounds).
         """
-        _, masks, _, _ = ring_geometry(args["image_shape"], self.fwhm,
-                                       args["patch_shape"])
         dtype = torch.float64
         angles = torch.as_tensor(args["angles"], dtype=dtype)
         psf = torch.as_tensor(args["psf"], dtype=dtype)
@@ -434,12 +426,13 @@ class ExoplanetSeparator(TransformerMixin, TorchEstimator):
             signal = companion_signal(where, torch.as_tensor(taken, dtype=dtype),
                                       angles, args["image_shape"], psf,
                                       args["patch_shape"], len(args["cube"])).numpy()
+            # the model (atoms and noise) of the frames without the
+            # companions, applied to the frames with them
             clean = args["cube"] - signal
-            static = _static_mean(clean, args["mean"])
-            atoms = _ring_svd(clean - static, masks, args["n_components"])
-            module = LocalADISeparator(**{**args, "dictionary": atoms}).double()
+            module = LocalADISeparator(**{**args, "cube": clean}).double()
             with torch.no_grad():
                 shared = module.projections(
+                    _pad(torch.as_tensor(args["cube"], dtype=dtype)),
                     weight_cube=_pad(torch.as_tensor(clean, dtype=dtype)))
                 found = module.flux(where, shared=shared).numpy()
             history_s.append(taken)
@@ -484,7 +477,7 @@ class ExoplanetSeparator(TransformerMixin, TorchEstimator):
         args = dict(cube=cube, angles=angles, psf=self.psf_, image_shape=shape,
                     patch_shape=self._patch_shape(shape), fwhm=self.fwhm,
                     n_components=min(self.n_components, X.shape[0]),
-                    n_layers=self.n_layers, mean=self._mean_mode())
+                    n_layers=self.n_layers, static_speckles=self.static_speckles)
         module = LocalADISeparator(**args).double()
         with torch.no_grad():
             found = module.flux(torch.as_tensor(positions)).numpy()
@@ -630,9 +623,6 @@ class ExoplanetSeparator(TransformerMixin, TorchEstimator):
 
     def _snr(self, flux, sigma):
         return np.where(self._field(flux.shape), flux / sigma, 0.0)
-
-    def _mean_mode(self):
-        return "mirror" if self.static_speckles == "mirror" else "own"
 
     def find_companions(self, X, angles=None, *, threshold=5.0):
         """Companions detected above ``threshold`` in the detection map.

@@ -47,10 +47,9 @@ import torch
 from torch import nn
 
 from ..prox import soft_threshold
-from ._adi import trajectory_patches
+from ._adi import local_inverse_covariance, trajectory_patches
 
-__all__ = ["LocalADISeparator", "companion_signal", "local_inverse_covariance",
-           "ring_geometry"]
+__all__ = ["LocalADISeparator", "ring_geometry", "companion_signal"]
 
 
 def companion_signal(positions, fluxes, angles, image_shape, psf, patch_shape,
@@ -110,14 +109,14 @@ class LocalADISeparator(nn.Module):
     noise_scale : array of shape (n_rings,) or None
         Standard deviation of the flux estimate in each annulus:
         ``forward`` returns fluxes in these units (S/N).
-    mean : {"mirror", "own"}, default="mirror"
+    static_speckles : {"mirror", "mean"}, default="mirror"
         Where each pixel's static speckles are taken from: the temporal mean
         of the pixel symmetric to it about the star, or its own.
     """
 
     def __init__(self, cube, angles, psf, image_shape, patch_shape, fwhm,
                  n_components, n_layers, dictionary=None, noise_scale=None,
-                 mean="mirror"):
+                 static_speckles="mirror"):
         super().__init__()
         cube = torch.as_tensor(np.asarray(cube, dtype=np.float32))
         n_frames, n_pixels = cube.shape
@@ -126,17 +125,20 @@ class LocalADISeparator(nn.Module):
         self.n_layers = n_layers
         self.step = step
         n_rings = len(centres)
-        if mean not in ("mirror", "own"):
-            raise ValueError(f"mean must be 'mirror' or 'own', got {mean!r}.")
+        if static_speckles not in ("mirror", "mean"):
+            raise ValueError("static_speckles must be 'mirror' or 'mean', got "
+                             f"{static_speckles!r}.")
         self.image_shape = tuple(image_shape)
-        self.mean_mode = mean
-        mean = self.static(_pad(cube))
+        self.static_speckles = static_speckles
+        mean, inverse = self.noise_model(_pad(cube))
         if dictionary is None:
             centred = (_pad(cube) - mean)[:, :-1].numpy()
             dictionary = _ring_svd(centred, masks, n_components)
         dictionary = torch.as_tensor(np.asarray(dictionary, dtype=np.float32))
         self.register_buffer("cube", _pad(cube))
-        self.register_buffer("mean", mean)
+        # the fitted cube's noise model, derived from it (not saved)
+        self.register_buffer("mean", mean, persistent=False)
+        self.register_buffer("inverse", inverse, persistent=False)
         self.register_buffer("angles", torch.as_tensor(np.asarray(angles, np.float32)))
         self.register_buffer("psf", torch.as_tensor(np.asarray(psf, np.float32)))
         self.register_buffer("centres", torch.as_tensor(centres, dtype=torch.float32))
@@ -175,14 +177,18 @@ class LocalADISeparator(nn.Module):
         return (torch.clamp(self.step_size, 0.0, 1.9),
                 torch.clamp(self.flux_step, 0.0, 1.9))
 
-    def static(self, cube):
-        """The static speckles of padded frames.
+    def noise_model(self, cube):
+        """The static speckles and the noise's inverse patch covariances
+        estimated on padded frames.
 
-        Each pixel's temporal mean or, with ``mean="mirror"``, the temporal
-        mean of the pixel symmetric to it about the star. Small phase
-        aberrations behind a coronagraph give point-symmetric speckles, and
-        a companion at a pixel is not in its mirror's mean, so the mirror
-        mean does not absorb it.
+        The static speckles are each pixel's temporal mean or, with
+        ``static_speckles="mirror"``, the temporal mean of the pixel
+        symmetric to it about the star: small phase aberrations behind a
+        coronagraph give point-symmetric speckles, and a companion at a
+        pixel is not in its mirror's mean, so the mirror mean does not
+        absorb it. The covariances are those of the frames around the
+        static speckles (PACO's, shrunk towards their diagonal); they do
+        not depend on the learned parameters.
 
         Parameters
         ----------
@@ -191,14 +197,19 @@ class LocalADISeparator(nn.Module):
 
         Returns
         -------
-        torch.Tensor of shape (h * w + 1,)
+        mean : torch.Tensor of shape (h * w + 1,)
+        inverse : torch.Tensor of shape (h * w, n_patch, n_patch)
         """
-        return self._placed(cube.mean(0))
+        with torch.no_grad():
+            mean = self._placed(cube.mean(0))
+            inverse = local_inverse_covariance(cube[:, :-1] - mean[:-1],
+                                               self.image_shape, self.patch_shape)
+        return mean, inverse
 
     def _placed(self, mean):
         """Padded per-pixel means ``(..., h * w + 1)`` where the static
         speckles take them from (their mirror pixels for ``"mirror"``)."""
-        if self.mean_mode == "mirror":
+        if self.static_speckles == "mirror":
             mean = torch.cat([mean[..., :-1].flip(-1),
                               torch.zeros_like(mean[..., -1:])], -1)
         return mean
@@ -212,10 +223,10 @@ class LocalADISeparator(nn.Module):
         cube : torch.Tensor of shape (n_frames, h * w + 1), default=None
             Padded frames (the fitted cube when None).
         weight_cube : torch.Tensor of the same shape, default=None
-            Frames the noise model (the static speckles and each pixel's
-            patch covariance) is estimated on (``cube`` when None): frames
-            with the companions taken out, else the covariance absorbs part
-            of them.
+            Frames the noise model (:meth:`noise_model`) is estimated on
+            (``cube`` when given, else the fitted cube's, computed once):
+            frames with the companions taken out, else the covariance
+            absorbs part of them.
 
         Returns
         -------
@@ -223,19 +234,12 @@ class LocalADISeparator(nn.Module):
             The centred frames, the atoms, ``y C^T`` on every annulus,
             ``D C^T`` and each pixel's inverse patch covariance.
         """
-        cube = self.cube if cube is None else cube
-        weight_cube = cube if weight_cube is None else weight_cube
+        if weight_cube is None and cube is not None:
+            weight_cube = cube
+        mean, inverse = (self.mean, self.inverse) if weight_cube is None \
+            else self.noise_model(weight_cube)
+        cube = (self.cube if cube is None else cube) - mean
         D, C = self.atoms()
-        # the noise model (after PACO, Flasseur et al. 2018): around the
-        # static speckles, what the speckle fit leaves has, at every pixel,
-        # a patch covariance (shrunk towards its diagonal)
-        with torch.no_grad():
-            mean = self.static(weight_cube)
-            centred = weight_cube - mean
-            residual = centred[:, :-1] - self._speckles(centred)
-            inverse = local_inverse_covariance(residual, self.image_shape,
-                                               self.patch_shape)
-        cube = cube - mean
         return dict(cube=cube, D=D, C=C, a=torch.einsum("kn,rcn->rkc", cube, C),
                     gram=D @ C.transpose(1, 2), inverse=inverse)
 
@@ -338,10 +342,7 @@ class LocalADISeparator(nn.Module):
         -------
         torch.Tensor of shape (n_frames, h * w)
         """
-        return self.mean[:-1] + self._speckles(cube - self.mean)
-
-    def _speckles(self, cube):
-        """Speckle fit ``beta D`` of centred, padded frames (``alpha = 0``)."""
+        cube = cube - self.mean
         D, C = self.atoms()
         a = torch.einsum("kn,rcn->rkc", cube, C)                  # (R, K, n)
         gram = D @ C.transpose(1, 2)
@@ -354,56 +355,7 @@ class LocalADISeparator(nn.Module):
         per_ring = torch.einsum("rkc,rcn->rkn", beta, D)          # (R, K, N + 1)
         n_pixels = cube.shape[1] - 1
         pixels = torch.arange(n_pixels, device=cube.device)
-        return per_ring[self.nearest, :, pixels].T                # (K, N)
-
-
-def local_inverse_covariance(frames, image_shape, patch_shape):
-    """Inverse covariance of the patch around every pixel over the frames,
-    shrunk towards its diagonal by PACO's data-driven factor (Flasseur et
-    al. 2018, eq. 10).
-
-    Parameters
-    ----------
-    frames : torch.Tensor of shape (n_frames, h * w)
-        Centred frames.
-    image_shape, patch_shape : (int, int)
-
-    Returns
-    -------
-    torch.Tensor of shape (h * w, n_patch, n_patch)
-    """
-    n, _ = frames.shape
-    ph, pw = patch_shape
-    images = frames.reshape(n, 1, *image_shape)
-    patches = torch.nn.functional.unfold(images, (ph, pw), padding=(ph // 2, pw // 2))
-    patches = patches.transpose(1, 2)                             # (K, N, P)
-    cov = torch.einsum("knp,knq->npq", patches, patches) / n
-    diag = torch.diagonal(cov, dim1=1, dim2=2)
-    tr_s2 = (cov * cov).sum((1, 2))
-    tr2 = diag.sum(1) ** 2
-    d2 = (diag ** 2).sum(1)
-    rho = (tr_s2 + tr2 - 2 * d2) / ((n + 1) * (tr_s2 - d2)).clamp_min(1e-30)
-    rho = rho.clamp(0.0, 1.0)[:, None, None]
-    eye = torch.eye(ph * pw, dtype=frames.dtype, device=frames.device)
-    shrunk = (1 - rho) * cov + rho * torch.diag_embed(diag)
-    floor = 1e-6 * diag.mean(1).clamp_min(1e-30) + 1e-30
-    return torch.linalg.inv(shrunk + floor[:, None, None] * eye)
-
-
-def _static_mean(cube, mean="mirror"):
-    """:meth:`LocalADISeparator.static` of unpadded NumPy frames.
-
-    Parameters
-    ----------
-    cube : ndarray of shape (n_frames, h * w)
-    mean : {"mirror", "own"}, default="mirror"
-
-    Returns
-    -------
-    ndarray of shape (h * w,)
-    """
-    m = np.asarray(cube).mean(0)
-    return m[::-1].copy() if mean == "mirror" else m
+        return self.mean[:-1] + per_ring[self.nearest, :, pixels].T   # (K, N)
 
 
 def _pad(tensor):
@@ -415,6 +367,8 @@ def _ring_svd(cube, masks, n_components):
     """Leading right singular vectors of the cube on every annulus."""
     n_frames, n_pixels = cube.shape
     atoms = np.zeros((len(masks), n_components, n_pixels), dtype=np.float32)
+    if n_components == 0:
+        return atoms
     for j, mask in enumerate(masks):
         pixels = np.flatnonzero(mask)
         if pixels.size == 0:
