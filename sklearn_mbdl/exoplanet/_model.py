@@ -8,9 +8,11 @@ For a companion hypothesis at sky position ``p`` the frames are modelled as::
 follows the field rotation). The star's light is the static speckles ``m``
 plus a part ``x_k`` sparse in a dictionary ``D`` of the annulus the
 companion moves in (one dictionary for all frames, its codes ``beta_k``
-change from frame to frame), and what is left is Gaussian with, at every
-pixel, its own covariance ``C`` over the patch around it (PACO's noise
-model, Flasseur et al. 2018: shrunk towards its diagonal).
+change from frame to frame), and the noise is Gaussian with, at every
+pixel, a covariance ``C`` over the patch around it: that of the frames
+around the static speckles, shrunk towards its diagonal (PACO's noise
+model, Flasseur et al. 2018). It is estimated once per cube and does not
+depend on the learned parameters.
 
 The static speckles are by default each pixel's temporal mean *taken at
 the pixel symmetric to it about the star* (``mean="mirror"``): small phase
