@@ -12,6 +12,7 @@
 
 import contextlib
 import numbers
+import warnings
 
 import numpy as np
 import torch
@@ -118,6 +119,33 @@ def check_number(value, name, *, min_val=None, max_val=None, integer=False,
     check_scalar(value, name, target, min_val=min_val, max_val=max_val,
                  include_boundaries=bounds)
     return value
+
+
+def check_number_or_range(value, name, *, min_val=0.0, positive_range=False):
+    """A number, or a range ``(low, high)`` with ``low <= high`` that a
+    simulation draws from; returns a float or a pair of floats."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(
+                f"{name} must be a number or a pair (low, high), got {value!r}.")
+        low, high = (float(check_number(v, name, min_val=min_val)) for v in value)
+        if low > high or (positive_range and low <= 0):
+            bound = "0 < low <= high" if positive_range else "low <= high"
+            raise ValueError(f"{name}=(low, high) needs {bound}, got {value!r}.")
+        return (low, high)
+    return float(check_number(value, name, min_val=min_val))
+
+
+def warn_if_outside_unit_range(values, name, *, tolerance=0.5):
+    """Warn when data meant to lie in [0, 1] (images, frames) lies far
+    outside it, e.g. 8-bit values 0-255: the estimators' noise levels and
+    priors are in units of a [0, 1] range."""
+    values = np.asarray(values)
+    if values.size and (values.min() < -tolerance or values.max() > 1 + tolerance):
+        warnings.warn(
+            f"{name} has values in [{values.min():.3g}, {values.max():.3g}]; this "
+            "estimator expects images in [0, 1] (divide 8-bit images by 255).",
+            UserWarning, stacklevel=3)
 
 
 def check_matrix(matrix, name, *, n_features=None, dtype=np.float64):

@@ -528,17 +528,21 @@ def make_degraded_images(operator, n_samples, *, patch_size=64, noise_level=0.01
 
 def make_bursts(images, *, scale=2, n_frames=8, max_shift=2.0, noise_level=0.01,
                 motion="translation", max_rotation=1.0, blur_sigma=0.4,
-                random_state=None):
-    """Bursts of shifted, blurred, decimated, noisy frames of clean images.
+                shot_noise=0.0, random_state=None):
+    """Bursts of shifted, blurred, pixel-integrated, noisy frames of clean
+    images.
 
     The formation model of burst super-resolution,
-    ``y_k = D B W_{p_k} x + noise_level * N(0, I)`` (see
+    ``y_k = S B W_{p_k} x + e_k`` (see
     :class:`~sklearn_mbdl.operators.BurstOperator`): frame 0 is the
     reference (no motion); the others are moved by random translations
     uniform within ``max_shift`` low-resolution pixels (and rotations within
     ``max_rotation`` degrees for ``motion="euclidean"``), warped by bicubic
     interpolation with replicated borders, blurred by a Gaussian of
-    ``blur_sigma`` low-resolution pixels and decimated by ``scale``.
+    ``blur_sigma`` low-resolution pixels (the optics) and integrated over
+    ``scale x scale`` pixels (the sensor; the pixel-centre grid of
+    scikit-image's ``downscale_local_mean``). The noise ``e_k`` has variance
+    ``shot_noise * value + noise_level ** 2`` (shot and read noise).
 
     Parameters
     ----------
@@ -554,6 +558,9 @@ def make_bursts(images, *, scale=2, n_frames=8, max_shift=2.0, noise_level=0.01,
         Degrees, for ``motion="euclidean"``.
     blur_sigma : float, default=0.4
         Low-resolution pixels.
+    shot_noise : float, default=0.0
+        Shot-noise variance per unit of signal (photon noise; 1e-4 to 1e-2
+        for real cameras).
     random_state : int, RandomState instance or None, default=None
         Seed of the motions and the noise.
 
@@ -584,6 +591,7 @@ def make_bursts(images, *, scale=2, n_frames=8, max_shift=2.0, noise_level=0.01,
     check_options(motion, "motion", {"translation", "euclidean"})
     check_number(max_rotation, "max_rotation", min_val=0)
     check_number(blur_sigma, "blur_sigma", min_val=0)
+    check_number(shot_noise, "shot_noise", min_val=0)
     images = np.asarray(images, dtype=np.float64)
     if images.ndim == 2:
         images = images[None]
@@ -601,7 +609,8 @@ def make_bursts(images, *, scale=2, n_frames=8, max_shift=2.0, noise_level=0.01,
     motions = random_motions(rng, len(high_res), n_frames, model=motion,
                              max_shift=max_shift, max_rotation=max_rotation)
     bursts = simulate_bursts(high_res, motions, scale=scale, blur_sigma=blur_sigma,
-                             noise_level=noise_level, rng=rng, model=motion)
+                             noise_level=noise_level, shot=shot_noise, rng=rng,
+                             model=motion)
     return bursts, high_res, motions
 
 

@@ -14,13 +14,16 @@ from .._base import (
     SimulatedRows,
     TorchEstimator,
     check_number,
+    check_number_or_range,
     check_options,
     row_chunks,
     seeded,
     to_numpy,
     to_tensor,
+    warn_if_outside_unit_range,
 )
 from ..operators import MOTION_MODELS, decimation_factors
+from ._camera import draw_noise_levels
 from ._network import BurstNet
 from ._simulate import random_motions, simulate_bursts
 
@@ -34,10 +37,29 @@ def _frame_shape(image_shape, scale):
     return tuple(-(-int(s) // f) for s, f in zip(image_shape, factors))
 
 
-def _simulate_training(rng, n_samples, *, clean, n_frames, scale, model, max_shift,
-                       max_rotation, blur_sigma, noise_level):
+def _draw_bursts(rng, images, *, n_frames, scale, model, max_shift, max_rotation,
+                 blur_sigma, noise_level, shot_noise):
+    """Bursts of ``images`` through cameras drawn at random: motions, optics
+    blur (one per burst when ``blur_sigma`` is a range, on a 0.05-pixel
+    grid) and shot / read noise (:mod:`~sklearn_mbdl.burst._camera`), plus
+    Gaussian noise of ``noise_level`` when it is a number."""
+    n = len(images)
+    motions = random_motions(rng, n, n_frames, model=model, max_shift=max_shift,
+                             max_rotation=max_rotation, image_shape=images.shape[1:])
+    if isinstance(blur_sigma, tuple):
+        blur = np.round(rng.uniform(*blur_sigma, size=n) / 0.05) * 0.05
+    else:
+        blur = blur_sigma
+    shot, read = draw_noise_levels(rng, n, shot_noise)
+    gaussian = 0.0 if noise_level == "auto" else float(noise_level)
+    bursts = simulate_bursts(images, motions, scale=scale, blur_sigma=blur, rng=rng,
+                             model=model, noise_level=gaussian, shot=shot, read=read)
+    return bursts, motions
+
+
+def _simulate_training(rng, n_samples, *, clean, **camera):
     """Training pairs: random clean images (flipped at random, transposed
-    when square), random motions, simulated bursts."""
+    when square) and their bursts through random cameras."""
     which = rng.randint(len(clean), size=n_samples)
     images = clean[which].astype(np.float64)
     flip = rng.rand(n_samples) < 0.5
@@ -47,11 +69,7 @@ def _simulate_training(rng, n_samples, *, clean, n_frames, scale, model, max_shi
     if images.shape[1] == images.shape[2]:
         turn = rng.rand(n_samples) < 0.5
         images[turn] = images[turn].transpose(0, 2, 1)
-    motions = random_motions(rng, n_samples, n_frames, model=model,
-                             max_shift=max_shift, max_rotation=max_rotation,
-                             image_shape=images.shape[1:])
-    bursts = simulate_bursts(images, motions, scale=scale, blur_sigma=blur_sigma,
-                             noise_level=noise_level, rng=rng, model=model)
+    bursts, _ = _draw_bursts(rng, images, **camera)
     return bursts.astype(np.float32), images.astype(np.float32)
 
 
@@ -59,10 +77,13 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
     """Super-resolution of bursts of shifted low-resolution frames, with
     motion estimation in the loop (Lecouat, Ponce & Mairal, 2021).
 
-    A burst holds ``K`` frames of one scene, ``y_k = D B W_{p_k} x + e_k``:
+    A burst holds ``K`` frames of one scene, ``y_k = S B W_{p_k} x + e_k``:
     the high-resolution image ``x`` warped by an unknown motion ``p_k``
-    (translation, or translation and rotation), blurred by a Gaussian and
-    decimated by ``scale``, with Gaussian noise. The restorer alternates a
+    (translation and rotation by default), blurred by the optics (a
+    Gaussian), integrated over the sensor's ``scale x scale`` pixels (the
+    pixel-centre grid of scikit-image and ``interpolate(align_corners=False)``,
+    see :mod:`sklearn_mbdl.operators`), with shot and read noise. The
+    restorer alternates a
     Lucas-Kanade (Gauss-Newton) step on the motions, a data step on ``x``
     (conjugate gradient on the quadratic splitting) and a prior step, unrolled
     ``n_iter`` times (:class:`~sklearn_mbdl.burst.BurstNet`):
@@ -74,8 +95,17 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
       step sizes and TV weights are learned.
 
     ``fit`` needs clean high-resolution images only: the formation model
-    simulates training bursts from them (random motions within
-    ``max_shift``, blur, decimation, noise; fresh ones every epoch).
+    simulates training bursts from them through random cameras (motions
+    within ``max_shift`` and ``max_rotation``, optics blur within the
+    ``blur_sigma`` range, shot and read noise within the ``shot_noise``
+    range; fresh ones every epoch), so one fitted model serves cameras it
+    never saw. At ``transform`` the noise level is estimated from each
+    burst (:func:`~sklearn_mbdl.burst.estimate_noise_level`).
+
+    Frames must be on the pixel-centre grid (frame pixel ``(i, j)`` the mean
+    of the scene over high-resolution pixels ``scale * i ... scale * i +
+    scale - 1``), with values in [0, 1] (a warning otherwise) and frame 0
+    the reference the result is aligned with.
 
     Parameters
     ----------
@@ -84,18 +114,27 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
     n_frames : int, default=8
         Frames per burst: of the training bursts, and the least a burst given
         to ``transform`` must have.
-    motion : {"translation", "euclidean", "affine"}, default="translation"
+    motion : {"euclidean", "translation", "affine"}, default="euclidean"
         Motion model (``"euclidean"``: translation and rotation).
-    max_shift : float, default=2.0
+    max_shift : float, default=4.0
         Largest translation between frames, in low-resolution pixels.
-    max_rotation : float, default=1.0
+    max_rotation : float, default=2.0
         Largest rotation of the training bursts, in degrees
         (``motion="euclidean"``).
-    blur_sigma : float, default=0.4
-        Standard deviation of the Gaussian blur, in low-resolution pixels.
-    noise_level : float, default=0.01
-        Standard deviation of the noise (images in [0, 1]); it scales the
-        step sizes, so it may be changed after ``fit`` (``set_params``).
+    blur_sigma : float or (float, float), default=(0.0, 0.7)
+        Standard deviation of the optics' Gaussian blur, in low-resolution
+        pixels (on top of the pixel integration): a range the training
+        cameras are drawn from (the data step assumes its middle), or one
+        value.
+    noise_level : "auto" or float, default="auto"
+        Standard deviation of the noise (images in [0, 1]) that scales the
+        step sizes: ``"auto"`` estimates it from each burst; a number fixes
+        it (and adds Gaussian noise of that level to the training bursts).
+        It may be changed after ``fit`` (``set_params``).
+    shot_noise : float or (float, float), default=(1e-4, 1.2e-2)
+        Shot-noise variance per unit of signal of the training cameras: a
+        range drawn log-uniformly (read noise follows it as in Brooks et
+        al., 2019), or one value (0: no shot or read noise).
     n_iter : int, default=4
         Unrolled iterations.
     prior : {"cnn", "tv"}, default="cnn"
@@ -148,10 +187,11 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
     (2, 32, 32)
     """
 
-    def __init__(self, scale=2, n_frames=8, *, motion="translation", max_shift=2.0,
-                 max_rotation=1.0, blur_sigma=0.4, noise_level=0.01, n_iter=4,
-                 prior="cnn", image_shape=None, max_epochs=3, lr=1e-4,
-                 batch_size=16, device="cpu", random_state=None, verbose=0):
+    def __init__(self, scale=2, n_frames=8, *, motion="euclidean", max_shift=4.0,
+                 max_rotation=2.0, blur_sigma=(0.0, 0.7), noise_level="auto",
+                 shot_noise=(1e-4, 1.2e-2), n_iter=4, prior="cnn", image_shape=None,
+                 max_epochs=3, lr=1e-4, batch_size=16, device="cpu",
+                 random_state=None, verbose=0):
         self.scale = scale
         self.n_frames = n_frames
         self.motion = motion
@@ -159,6 +199,7 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
         self.max_rotation = max_rotation
         self.blur_sigma = blur_sigma
         self.noise_level = noise_level
+        self.shot_noise = shot_noise
         self.n_iter = n_iter
         self.prior = prior
         self.image_shape = image_shape
@@ -176,8 +217,17 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
         check_options(self.motion, "motion", MOTION_MODELS)
         check_number(self.max_shift, "max_shift", min_val=0)
         check_number(self.max_rotation, "max_rotation", min_val=0)
-        check_number(self.blur_sigma, "blur_sigma", min_val=0)
-        check_number(self.noise_level, "noise_level", min_val=0)
+        check_number_or_range(self.blur_sigma, "blur_sigma")
+        if not (isinstance(self.noise_level, str) and self.noise_level == "auto"):
+            if isinstance(self.noise_level, str):
+                raise ValueError(
+                    f"noise_level must be 'auto' or a non-negative number, got "
+                    f"{self.noise_level!r}.")
+            check_number(self.noise_level, "noise_level", min_val=0)
+        if isinstance(self.shot_noise, (tuple, list)):
+            check_number_or_range(self.shot_noise, "shot_noise", positive_range=True)
+        else:
+            check_number(self.shot_noise, "shot_noise", min_val=0)
         check_number(self.n_iter, "n_iter", min_val=1, integer=True)
         check_options(self.prior, "prior", PRIORS)
         check_number(self.max_epochs, "max_epochs", min_val=1, integer=True)
@@ -230,10 +280,24 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
         return X, self.image_shape_
 
     # ----- fit ----------------------------------------------------------------
+    def _noise_level(self):
+        return None if self.noise_level == "auto" else float(self.noise_level)
+
+    def _camera(self):
+        """The random cameras of the training and ``simulate`` bursts."""
+        return dict(n_frames=int(self.n_frames), scale=int(self.scale),
+                    model=self.motion, max_shift=float(self.max_shift),
+                    max_rotation=float(self.max_rotation),
+                    blur_sigma=check_number_or_range(self.blur_sigma, "blur_sigma"),
+                    noise_level=self.noise_level,
+                    shot_noise=(tuple(self.shot_noise) if isinstance(
+                        self.shot_noise, (tuple, list)) else float(self.shot_noise)))
+
     def _module_kwargs(self, shape):
-        return dict(scale=int(self.scale),
-                    blur_sigma=float(self.blur_sigma * self.scale),
-                    motion=self.motion, noise_level=float(self.noise_level),
+        blur = check_number_or_range(self.blur_sigma, "blur_sigma")
+        blur = 0.5 * (blur[0] + blur[1]) if isinstance(blur, tuple) else blur
+        return dict(scale=int(self.scale), blur_sigma=float(blur * self.scale),
+                    motion=self.motion, noise_level=self._noise_level(),
                     max_shift=float(self.max_shift), n_iter=int(self.n_iter),
                     prior=self.prior, image_shape=shape)
 
@@ -258,12 +322,9 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
         self._setup_fit()
         self.image_shape_ = shape
         self.frame_shape_ = _frame_shape(shape, self.scale)
+        warn_if_outside_unit_range(X, "X")
         clean = X.reshape(-1, *shape)
-        simulate = functools.partial(
-            _simulate_training, clean=clean, n_frames=int(self.n_frames),
-            scale=int(self.scale), model=self.motion, max_shift=float(self.max_shift),
-            max_rotation=float(self.max_rotation), blur_sigma=float(self.blur_sigma),
-            noise_level=float(self.noise_level))
+        simulate = functools.partial(_simulate_training, clean=clean, **self._camera())
         X_fit = np.empty((len(clean), int(self.n_frames), *self.frame_shape_),
                          dtype=np.float32)
         y_fit = np.empty((len(clean), *shape), dtype=np.float32)
@@ -334,7 +395,7 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
                     y = to_tensor(bursts[rows], device, dtype=dtype)
                     x, p = torch.func.functional_call(
                         module, state, (y,),
-                        {"noise_level": float(self.noise_level), "return_motion": True})
+                        {"noise_level": self._noise_level(), "return_motion": True})
                     images.append(to_numpy(x, bursts.dtype))
                     motions.append(to_numpy(p, np.float64))
         finally:
@@ -366,12 +427,13 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
             Only with ``return_motion=True``.
         """
         bursts, image_shape, as_images = self._validate_bursts(X)
+        warn_if_outside_unit_range(bursts, "the bursts")
         images, motions = self._restore(bursts, image_shape)
         out = images if as_images else images.reshape(len(images), -1)
         return (out, motions) if return_motion else out
 
     def simulate(self, X, random_state=None, *, return_motion=False):
-        """Bursts of clean images through the formation model.
+        """Bursts of clean images through random cameras, drawn as in ``fit``.
 
         Parameters
         ----------
@@ -392,12 +454,7 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
         self._check_params()
         rng = check_random_state(self.random_state if random_state is None
                                  else random_state)
-        motions = random_motions(rng, len(X), int(self.n_frames), model=self.motion,
-                                 max_shift=float(self.max_shift),
-                                 max_rotation=float(self.max_rotation),
-                                 image_shape=shape)
-        bursts = simulate_bursts(X.reshape(-1, *shape), motions, scale=int(self.scale),
-                                 blur_sigma=float(self.blur_sigma),
-                                 noise_level=float(self.noise_level), rng=rng,
-                                 model=self.motion)
+        bursts, motions = _draw_bursts(rng, X.reshape(-1, *shape).astype(np.float64),
+                                       **self._camera())
+        bursts = bursts.astype(X.dtype, copy=False)
         return (bursts, motions) if return_motion else bursts

@@ -8,7 +8,9 @@ frame pixels, an angle in radians, the affine linear part unitless, mapping
 a frame pixel ``v`` (measured from the frame centre) to ``M v + q``:
 frame ``k`` shows at ``v`` what the reference frame shows at ``M v + q``.
 The formation model works in high-resolution pixels
-(:func:`to_high_res` / :func:`to_low_res` convert).
+(:func:`to_high_res` / :func:`to_low_res` convert). Both grids follow the
+pixel-centre convention of :mod:`sklearn_mbdl.operators` and share their
+centre, so a translation scales by ``scale`` and an angle is unchanged.
 """
 
 import math
@@ -29,10 +31,12 @@ __all__ = ["estimate_motion", "motion_error", "to_high_res", "to_low_res"]
 
 def _centre_offset(image_shape, frame_shape, factors):
     """``c`` in ``u = F v + c``: high-resolution coordinates of frame pixels
-    (both measured from their image centre)."""
+    (both measured from their image centre). On the pixel-centre grid frame
+    pixel ``i`` sits at ``F i + (F - 1) / 2``, so ``c`` is 0 when the sides
+    are multiples of ``F`` (half the partial last cell otherwise)."""
     return torch.tensor([
-        (factors[1] * (frame_shape[1] - 1) - (image_shape[1] - 1)) / 2.0,
-        (factors[0] * (frame_shape[0] - 1) - (image_shape[0] - 1)) / 2.0,
+        (factors[1] * frame_shape[1] - image_shape[1]) / 2.0,
+        (factors[0] * frame_shape[0] - image_shape[0]) / 2.0,
     ], dtype=torch.float64)
 
 
@@ -180,9 +184,20 @@ def gauss_newton_step(template, target, params, *, model, observe=None, mask=Non
     diag = torch.diagonal(JtJ, dim1=-2, dim2=-1)
     scale = diag.mean(-1, keepdim=True).clamp(min=1e-12)
     JtJ = JtJ + torch.diag_embed(damping * diag + 1e-6 * scale)
-    step = torch.linalg.solve(JtJ, Jtr)
+    step = torch.nan_to_num(torch.linalg.solve(JtJ, Jtr), nan=0.0, posinf=0.0,
+                            neginf=0.0)
     step[:, 0] = 0.0
     return params - step
+
+
+def clamp_translation(params, model, limit):
+    """Keep the translations within ``[-limit, limit]``: on frames too small
+    or too flat to register, Gauss-Newton can run off; a motion beyond the
+    expected range is not to be trusted."""
+    out = params.clone()
+    cols = slice(0, 2) if model == "euclidean" else slice(-2, None)
+    out[..., cols] = out[..., cols].clamp(-limit, limit)
+    return out
 
 
 def _margin_mask(shape, margin, like):
@@ -241,7 +256,7 @@ def _estimate_motion(frames, model, max_shift, n_iter):
         smooth = gaussian_filter(frames, sigma)
         params = gauss_newton_step(smooth[:, 0], smooth, params, model=model,
                                    mask=mask)
-    return params
+    return clamp_translation(params, model, reach + 1)
 
 
 def estimate_motion(bursts, *, model="translation", max_shift=2.0, n_iter=10):

@@ -15,7 +15,8 @@ each of the ``n_iter`` iterations runs, on a batch of bursts ``y``:
 
 ``sigma_t = noise_level * exp(s_t)`` and ``mu_t = exp(m_t) (noise_level /
 sigma_t)^2`` (the half-quadratic splitting weights) are learned per
-iteration; for the TV prior they and the TV weights are all that is learned.
+iteration; the noise level is given, or estimated from each burst's frames
+(:func:`~sklearn_mbdl.burst.estimate_noise_level`); for the TV prior they and the TV weights are all that is learned.
 The first motions come from low-resolution registration
 (:func:`~sklearn_mbdl.burst.estimate_motion`), the first image from bicubic
 interpolation of the reference frame. Motions are not back-propagated
@@ -30,14 +31,16 @@ from torch import nn
 from ..denoisers import DenoisingCNN, _shipped_weights, tv_prox
 from ..operators import (
     BurstOperator,
+    blur_and_bin,
     conjugate_gradient,
     decimation_factors,
-    gaussian_filter,
     upsample,
 )
+from ._camera import estimate_noise_level
 from ._motion import (
     _estimate_motion,
     _margin_mask,
+    clamp_translation,
     gauss_newton_step,
     to_high_res,
     to_low_res,
@@ -63,8 +66,9 @@ class BurstNet(nn.Module):
     blur_sigma : float, default=0.8
         Gaussian blur of the formation model, in high-resolution pixels.
     motion : {"translation", "euclidean", "affine"}, default="translation"
-    noise_level : float, default=0.01
-        Default noise level of the bursts (``forward`` may override it).
+    noise_level : float or None, default=0.01
+        Default noise level of the bursts (``forward`` may override it);
+        ``None`` estimates it from each burst.
     max_shift : float, default=2.0
         Largest translation, in frame pixels (first registration).
     n_iter : int, default=4
@@ -95,7 +99,7 @@ class BurstNet(nn.Module):
         self.scale = int(scale)
         self.blur_sigma = float(blur_sigma)
         self.motion = motion
-        self.noise_level = float(noise_level)
+        self.noise_level = None if noise_level is None else float(noise_level)
         self.max_shift = float(max_shift)
         self.n_iter = int(n_iter)
         self.prior = prior
@@ -103,7 +107,7 @@ class BurstNet(nn.Module):
         self.n_lk = int(n_lk)
         self.image_shape = None if image_shape is None else tuple(image_shape)
         # DPIR-like schedule: from 0.1 (or 10 noise levels) down to the noise level
-        level = max(self.noise_level, MIN_LEVEL)
+        level = max(0.01 if noise_level is None else self.noise_level, MIN_LEVEL)
         start = math.log(max(0.1 / level, 1.0) + 1.0)
         self.log_sigma = nn.Parameter(torch.linspace(start, 0.0, self.n_iter))
         self.log_mu = nn.Parameter(torch.zeros(self.n_iter))
@@ -122,10 +126,18 @@ class BurstNet(nn.Module):
                 return self.image_shape
         return tuple(1 if s == 1 else self.scale * s for s in frame_shape)
 
+    def _levels(self, y, noise_level):
+        """One noise level per burst: given, or estimated from its frames."""
+        level = self.noise_level if noise_level is None else noise_level
+        if level is None:
+            level = estimate_noise_level(y.detach())
+        else:
+            level = y.new_full((y.shape[0],), float(level))
+        return level.clamp(min=MIN_LEVEL)
+
     def _prior(self, z, sigma, t):
         if self.prior == "cnn":
-            level = sigma.expand(z.shape[0]).reshape(-1, 1, 1, 1).expand(
-                z.shape[0], 1, *z.shape[-2:])
+            level = sigma.reshape(-1, 1, 1, 1).expand(z.shape[0], 1, *z.shape[-2:])
             return self.denoiser(torch.cat([z[:, None], level], dim=1))
         return tv_prox(z, torch.exp(self.log_tv[t]) * sigma, n_iter=30)
 
@@ -136,7 +148,8 @@ class BurstNet(nn.Module):
         ----------
         bursts : torch.Tensor of shape (n, K, h, w)
         noise_level : float, optional
-            The module's ``noise_level`` by default.
+            The module's ``noise_level`` by default (estimated from each
+            burst when both are None).
         return_motion : bool, default=False
             Also return the motions of the last data step (low-resolution
             units, see :func:`~sklearn_mbdl.burst.estimate_motion`).
@@ -148,16 +161,14 @@ class BurstNet(nn.Module):
             Only with ``return_motion=True``.
         """
         y = bursts
-        level = max(float(self.noise_level if noise_level is None else noise_level),
-                    MIN_LEVEL)
+        level = self._levels(y, noise_level)
         shape = self._image_shape(tuple(y.shape[-2:]))
         sigma_hr = self.blur_sigma
-        fy, fx = decimation_factors(shape, self.scale)
         margin = int(math.ceil(self.max_shift)) + 1
         mask = _margin_mask(tuple(y.shape[-2:]), margin, y)
 
         def observe(frames):
-            return gaussian_filter(frames, sigma_hr)[..., ::fy, ::fx]
+            return blur_and_bin(frames, self.scale, sigma_hr)
 
         with torch.no_grad():
             motions = _estimate_motion(y.detach(), self.motion, self.max_shift, 10)
@@ -172,10 +183,12 @@ class BurstNet(nn.Module):
                         params = gauss_newton_step(x.detach(), y.detach(), params,
                                                    model=self.motion, observe=observe,
                                                    mask=mask)
+                    params = clamp_translation(params, self.motion,
+                                               self.scale * (self.max_shift + 2))
             op = BurstOperator(params, scale=self.scale, blur_sigma=sigma_hr,
                                model=self.motion, image_shape=shape)
             sigma = level * torch.exp(self.log_sigma[t])
-            mu = torch.exp(self.log_mu[t]) * (level / sigma) ** 2
+            mu = torch.exp(self.log_mu[t] - 2 * self.log_sigma[t])
             rhs = op.adjoint(y) + mu * x
             z = conjugate_gradient(lambda v: op.adjoint(op(v)) + mu * v, rhs, z,
                                    n_iter=self.n_cg, tol=0.0)

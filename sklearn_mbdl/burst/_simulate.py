@@ -1,6 +1,7 @@
-"""Simulated bursts (the formation model with random motions and noise) and
-the classic baselines: bicubic interpolation of the reference frame,
-shift-and-add with known motions, Wiener deconvolution."""
+"""Simulated bursts (the formation model with random motions and camera
+noise) and the classic baselines: bicubic interpolation of the reference
+frame, shift-and-add with known motions, Wiener deconvolution. All on the
+pixel-centre grid of :mod:`sklearn_mbdl.operators`."""
 
 import math
 
@@ -8,6 +9,7 @@ import numpy as np
 import torch
 
 from ..operators import MOTION_MODELS, BurstOperator, gaussian_filter, upsample
+from ._camera import camera_noise
 from ._motion import to_high_res
 
 __all__ = ["random_motions", "simulate_bursts", "bicubic", "shift_and_add",
@@ -43,9 +45,9 @@ def random_motions(rng, n_bursts, n_frames, *, model="translation", max_shift=2.
     return motions
 
 
-def simulate_bursts(images, motions, *, scale, blur_sigma, noise_level, rng,
-                    model="translation"):
-    """``y_k = D B W_{p_k} x + noise``: the formation model with bicubic
+def simulate_bursts(images, motions, *, scale, blur_sigma, rng, model="translation",
+                    noise_level=0.0, shot=0.0, read=0.0):
+    """``y_k = S B W_{p_k} x + noise``: the formation model with bicubic
     warps (the solvers' model interpolates bilinearly: no inverse crime).
 
     Parameters
@@ -54,11 +56,16 @@ def simulate_bursts(images, motions, *, scale, blur_sigma, noise_level, rng,
     motions : ndarray of shape (n, K, k)
         Low-resolution motions.
     scale : int
-    blur_sigma : float
-        In frame pixels.
-    noise_level : float
+    blur_sigma : float or ndarray of shape (n,)
+        Optics blur in frame pixels, one for all or one per image.
     rng : RandomState
     model : str
+    noise_level : float, default=0.0
+        Standard deviation of additive Gaussian noise.
+    shot, read : float or ndarray of shape (n,), default=0.0
+        Shot and read variances of the camera noise
+        (:func:`~sklearn_mbdl.burst._camera.camera_noise`), added to the
+        Gaussian noise.
 
     Returns
     -------
@@ -67,11 +74,18 @@ def simulate_bursts(images, motions, *, scale, blur_sigma, noise_level, rng,
     x = torch.from_numpy(np.asarray(images, dtype=np.float64))
     params = to_high_res(torch.from_numpy(np.asarray(motions, dtype=np.float64)),
                          model=model, scale=scale, image_shape=x.shape[-2:])
-    op = BurstOperator(params, scale=scale, blur_sigma=blur_sigma * scale,
-                       model=model, mode="bicubic")
-    with torch.no_grad():
-        bursts = op(x).numpy()
-    bursts = bursts + noise_level * rng.standard_normal(bursts.shape)
+    blur = np.broadcast_to(np.asarray(blur_sigma, dtype=np.float64), len(x))
+    bursts = None
+    for sigma in np.unique(blur):          # one operator per distinct blur
+        which = np.flatnonzero(blur == sigma)
+        op = BurstOperator(params[which], scale=scale, blur_sigma=sigma * scale,
+                           model=model, mode="bicubic")
+        with torch.no_grad():
+            frames = op(x[which]).numpy()
+        if bursts is None:
+            bursts = np.empty((len(x), *frames.shape[1:]))
+        bursts[which] = frames
+    bursts = camera_noise(bursts, shot, read + float(noise_level) ** 2, rng)
     return bursts.astype(np.asarray(images).dtype, copy=False)
 
 

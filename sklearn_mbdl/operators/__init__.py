@@ -28,9 +28,19 @@ importable from here:
   :func:`code_shape`.
 - ``_warp``: sub-pixel motion and field rotation: :func:`warp`,
   :func:`rotate`, :func:`motion_matrix`, :class:`Warp` (bursts, ADI).
-- ``_burst``: the burst formation model ``y_k = D B W_{p_k} x``:
-  :class:`BurstOperator`, :func:`gaussian_filter`, :func:`upsample`,
-  :func:`decimation_factors`.
+- ``_burst``: the burst formation model ``y_k = S B W_{p_k} x``:
+  :class:`BurstOperator`, :func:`bin_pixels`, :func:`blur_and_bin`,
+  :func:`gaussian_filter`, :func:`upsample`, :func:`decimation_factors`.
+
+One grid convention holds for every imaging operator: *pixel-centre*, as in
+scikit-image (``transform.rescale``, ``transform.downscale_local_mean``),
+OpenCV, real sensors and ``torch.nn.functional.interpolate(...,
+align_corners=False)``. A pixel is a square cell with its value at the
+centre; a low-resolution pixel integrates the ``scale x scale``
+high-resolution pixels of its cell (:func:`bin_pixels`), so low-resolution
+pixel ``i`` is centred on high-resolution coordinate ``scale * i + (scale -
+1) / 2`` and both grids share their centre. Warps and rotations turn about
+the image centre ``((w - 1) / 2, (h - 1) / 2)`` in pixel units.
 """
 
 from ._base import LinearOperator, MatrixOperator, power_iteration
@@ -45,7 +55,14 @@ from ._sampling import (
 )
 from ._convolution import ConvolutionOperator, code_shape
 from ._warp import MOTION_MODELS, Warp, motion_matrix, rotate, warp
-from ._burst import BurstOperator, decimation_factors, gaussian_filter, upsample
+from ._burst import (
+    BurstOperator,
+    bin_pixels,
+    blur_and_bin,
+    decimation_factors,
+    gaussian_filter,
+    upsample,
+)
 
 __all__ = ["LinearOperator", "MatrixOperator", "power_iteration",
            "ConvolutionOperator", "code_shape"]
@@ -53,4 +70,5 @@ __all__ += ["ImageOperator", "Identity", "Blur", "GaussianBlur", "gaussian_kerne
             "Inpainting", "random_mask", "SubsampledFourier", "cartesian_mask",
             "Decimation", "conjugate_gradient"]
 __all__ += ["MOTION_MODELS", "motion_matrix", "warp", "rotate", "Warp"]
-__all__ += ["BurstOperator", "decimation_factors", "gaussian_filter", "upsample"]
+__all__ += ["BurstOperator", "bin_pixels", "blur_and_bin", "decimation_factors",
+            "gaussian_filter", "upsample"]

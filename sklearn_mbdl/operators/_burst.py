@@ -1,20 +1,34 @@
-"""The image formation model of a burst: ``y_k = D B W_{p_k} x``.
+"""The image formation model of a burst: ``y_k = S B W_{p_k} x``.
 
 One high-resolution image ``x`` of shape ``(H, W)`` is seen through ``K``
 low-resolution frames: each frame warps ``x`` by its own motion ``p_k``
 (:func:`~sklearn_mbdl.operators.warp`, in high-resolution pixels), blurs it
-by an isotropic Gaussian (the camera's point-spread function, with
-replicated borders) and keeps one pixel in ``scale x scale`` (pixel
-``(scale * i, scale * j)`` of the blurred image becomes pixel ``(i, j)`` of
-the frame). Frame sides are ``ceil(H / scale)`` and ``ceil(W / scale)``;
-an image one pixel high (a 1-D signal) is decimated along its length only.
+by an isotropic Gaussian (the optics, with replicated borders) and
+integrates it over the sensor's pixels: frame pixel ``(i, j)`` is the mean
+of the high-resolution pixels ``scale * i ... scale * i + scale - 1`` (and
+likewise along columns), so its centre lies at ``scale * i + (scale - 1) / 2``.
+
+The grid convention
+-------------------
+Every imaging operator of the package follows the *pixel-centre*
+convention of scikit-image (``transform.rescale``,
+``transform.downscale_local_mean``), OpenCV, real sensors and
+``torch.nn.functional.interpolate(..., align_corners=False)``: a pixel is a
+square cell, its value sits at the cell's centre, and a low-resolution cell
+covers exactly ``scale x scale`` high-resolution cells. The two grids then
+share their centre, so the motions of :mod:`sklearn_mbdl.burst` convert
+between units by the factor ``scale`` alone. :func:`bin_pixels` is that
+integration (used by :class:`BurstOperator` and
+:class:`~sklearn_mbdl.operators.Decimation`) and :func:`upsample` its
+interpolating inverse (the bicubic baseline, the first estimate of the burst
+solvers). Frame sides are ``ceil(H / scale)`` and ``ceil(W / scale)``: a
+last, partial cell repeats the image's border. An image one pixel high (a
+1-D signal) is integrated along its length only.
 
 :class:`BurstOperator` is the model as an
 :class:`~sklearn_mbdl.operators.ImageOperator` (forward, exact adjoint,
 data step by conjugate gradient), batched over bursts and differentiable in
-``x`` and in the motions. :func:`upsample` interpolates low-resolution
-frames onto the high-resolution grid with the same pixel alignment (the
-bicubic baseline and the first estimate of the burst solvers).
+``x`` and in the motions.
 """
 
 import math
@@ -26,7 +40,8 @@ from ._blur import _gaussian_window
 from ._imaging import ImageOperator
 from ._warp import MOTION_MODELS, warp
 
-__all__ = ["BurstOperator", "gaussian_filter", "upsample", "decimation_factors"]
+__all__ = ["BurstOperator", "bin_pixels", "blur_and_bin", "decimation_factors",
+           "gaussian_filter", "upsample"]
 
 
 def decimation_factors(image_shape, scale):
@@ -92,12 +107,94 @@ def gaussian_filter(images, sigma):
     return x.reshape(shape)
 
 
+def _factors_and_frame(image_shape, scale):
+    factors = decimation_factors(image_shape, scale)
+    frame = tuple(-(-int(s) // f) for s, f in zip(image_shape, factors))
+    return factors, frame
+
+
+def bin_pixels(images, scale):
+    """Integrate images over the sensor's pixels: the mean of each
+    ``scale x scale`` block (the pixel-centre convention of the module notes).
+
+    A side that is not a multiple of ``scale`` gets a last, partial cell
+    whose missing pixels repeat the border. Sides of length 1 are kept
+    (1-D signals are integrated along their length only).
+
+    Parameters
+    ----------
+    images : torch.Tensor of shape (..., H, W)
+    scale : int
+
+    Returns
+    -------
+    torch.Tensor of shape (..., ceil(H / scale), ceil(W / scale))
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_mbdl.operators import bin_pixels
+    >>> bin_pixels(torch.arange(4.0).reshape(1, 4), 2)
+    tensor([[0.5000, 2.5000]])
+    """
+    H, W = images.shape[-2:]
+    (fy, fx), (h, w) = _factors_and_frame((H, W), scale)
+    lead = images.shape[:-2]
+    if h * fy != H or w * fx != W:
+        padded = F.pad(images.reshape(-1, 1, H, W), (0, w * fx - W, 0, h * fy - H),
+                       mode="replicate")
+        images = padded.reshape(*lead, h * fy, w * fx)
+    return images.reshape(*lead, h, fy, w, fx).mean(dim=(-3, -1))
+
+
+def _bin_pixels_adjoint(frames, scale, image_shape):
+    """Exact adjoint of :func:`bin_pixels` onto images of ``image_shape``."""
+    H, W = image_shape
+    (fy, fx), _ = _factors_and_frame(image_shape, scale)
+    up = frames.repeat_interleave(fy, dim=-2).repeat_interleave(fx, dim=-1) / (fy * fx)
+    if up.shape[-2] > H:   # the replicated rows fold back onto the last one
+        up = torch.cat([up[..., :H - 1, :], up[..., H - 1:, :].sum(-2, keepdim=True)],
+                       dim=-2)
+    if up.shape[-1] > W:
+        up = torch.cat([up[..., :W - 1], up[..., W - 1:].sum(-1, keepdim=True)],
+                       dim=-1)
+    return up
+
+
+def blur_and_bin(images, scale, blur_sigma):
+    """The camera without the motion: optics blur (a Gaussian of
+    ``blur_sigma`` high-resolution pixels), then pixel integration
+    (:func:`bin_pixels`).
+
+    Parameters
+    ----------
+    images : torch.Tensor of shape (..., H, W)
+    scale : int
+    blur_sigma : float
+        In high-resolution pixels; 0 is pixel integration alone.
+
+    Returns
+    -------
+    torch.Tensor of shape (..., ceil(H / scale), ceil(W / scale))
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_mbdl.operators import blur_and_bin
+    >>> blur_and_bin(torch.ones(2, 8, 8), 2, 1.0).shape
+    torch.Size([2, 4, 4])
+    """
+    return bin_pixels(gaussian_filter(images, blur_sigma), scale)
+
+
 def upsample(frames, scale, image_shape=None, *, mode="bicubic"):
     """Interpolate low-resolution frames onto the high-resolution grid.
 
-    Pixel ``(i, j)`` of a frame lands on pixel ``(scale * i, scale * j)`` of
-    the high-resolution image, as in :class:`BurstOperator` (no half-pixel
-    shift); values beyond the last frame pixel repeat the border.
+    Pixel-centre convention (the module notes): high-resolution pixel ``u``
+    sits at frame coordinate ``(u + 0.5) / scale - 0.5``, as in
+    ``torch.nn.functional.interpolate(..., align_corners=False)`` and
+    ``skimage.transform.rescale``; values beyond the outer frame pixels
+    repeat the border.
 
     Parameters
     ----------
@@ -117,7 +214,7 @@ def upsample(frames, scale, image_shape=None, *, mode="bicubic"):
     >>> import torch
     >>> from sklearn_mbdl.operators import upsample
     >>> upsample(torch.tensor([[0.0, 1.0]]), 2, mode="bilinear")
-    tensor([[0.0000, 0.5000, 1.0000, 1.0000]])
+    tensor([[0.0000, 0.2500, 0.7500, 1.0000]])
     """
     h, w = frames.shape[-2:]
     if image_shape is None:
@@ -125,18 +222,16 @@ def upsample(frames, scale, image_shape=None, *, mode="bicubic"):
     H, W = image_shape
     fy, fx = decimation_factors(image_shape, scale)
     dt, dev = frames.dtype, frames.device
-    # frame coordinates of the high-resolution pixels, normalised for
-    # grid_sample(align_corners=True): -1 and 1 are the first and last frame pixels
-    ys = torch.arange(H, dtype=dt, device=dev) / fy
-    xs = torch.arange(W, dtype=dt, device=dev) / fx
-    ys = 2 * ys / max(h - 1, 1) - 1 if h > 1 else torch.zeros_like(ys)
-    xs = 2 * xs / max(w - 1, 1) - 1 if w > 1 else torch.zeros_like(xs)
+    # frame coordinates of the high-resolution pixel centres, normalised for
+    # grid_sample(align_corners=False): -1 and 1 are the outer frame edges
+    ys = ((torch.arange(H, dtype=dt, device=dev) + 0.5) / fy) * (2.0 / h) - 1
+    xs = ((torch.arange(W, dtype=dt, device=dev) + 0.5) / fx) * (2.0 / w) - 1
     yy, xx = torch.meshgrid(ys, xs, indexing="ij")
     lead = frames.shape[:-2]
     flat = frames.reshape(-1, 1, h, w)
     grid = torch.stack([xx, yy], dim=-1).expand(flat.shape[0], H, W, 2)
     out = F.grid_sample(flat, grid, mode=mode, padding_mode="border",
-                        align_corners=True)
+                        align_corners=False)
     return out.reshape(*lead, H, W)
 
 
@@ -228,13 +323,14 @@ class _BilinearSampling:
 
 
 class BurstOperator(ImageOperator):
-    """The burst formation model ``y_k = D B W_{p_k} x`` as a linear operator.
+    """The burst formation model ``y_k = S B W_{p_k} x`` as a linear operator.
 
     ``A x`` maps high-resolution images ``(n, H, W)`` to bursts
-    ``(n, K, ceil(H / scale), ceil(W / scale))``; the adjoint is the exact
-    transpose, written out (zero-filling, the blur's transpose with the
-    replicated border folded back, the scatter-add of the bilinear
-    weights), so it is differentiable without second derivatives of
+    ``(n, K, ceil(H / scale), ceil(W / scale))``: warp, optics blur, pixel
+    integration (:func:`blur_and_bin`, the pixel-centre convention of the
+    module notes). The adjoint is the exact transpose, written out (the
+    integration's transpose, the blur's transpose with the replicated
+    border folded back, the scatter-add of the bilinear weights), so it is differentiable without second derivatives of
     ``grid_sample`` and the data step of the splitting solvers (conjugate
     gradient) applies unchanged. The interpolation weights are computed
     once per operator (and input shape) and reused: the conjugate-gradient
@@ -250,7 +346,8 @@ class BurstOperator(ImageOperator):
     scale : int, default=2
         Decimation factor.
     blur_sigma : float, default=1.0
-        Standard deviation of the Gaussian blur, in high-resolution pixels.
+        Standard deviation of the optics' Gaussian blur, in high-resolution
+        pixels (0: pixel integration alone).
     model : {"translation", "euclidean", "affine"}, default="translation"
     mode : {"bilinear", "bicubic"}, default="bilinear"
         Interpolation of the warp.
@@ -331,9 +428,7 @@ class BurstOperator(ImageOperator):
             params = self.params.to(device=x.device, dtype=x.dtype)
             frames = warp(x[:, None], params, model=self.model, mode=self.mode,
                           padding="border")
-        frames = gaussian_filter(frames, self.blur_sigma)
-        fy, fx = decimation_factors(x.shape[-2:], self.scale)
-        return frames[..., ::fy, ::fx]
+        return blur_and_bin(frames, self.scale, self.blur_sigma)
 
     def adjoint(self, y):
         shape = self.image_shape_for(y.shape)
@@ -341,10 +436,8 @@ class BurstOperator(ImageOperator):
             zeros = y.new_zeros((y.shape[0], *shape))
             _, pullback = torch.func.vjp(self.forward, zeros)
             return pullback(y)[0]
-        fy, fx = decimation_factors(shape, self.scale)
-        up = y.new_zeros((*y.shape[:-2], *shape))
-        up[..., ::fy, ::fx] = y
-        up = _gaussian_filter_adjoint(up, self.blur_sigma)
+        up = _gaussian_filter_adjoint(_bin_pixels_adjoint(y, self.scale, shape),
+                                      self.blur_sigma)
         return self._sampling(y, shape).adjoint(up)
 
     def __getstate__(self):

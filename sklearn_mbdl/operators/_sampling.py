@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from ._blur import Blur, _check_kernel
+from ._burst import _bin_pixels_adjoint, bin_pixels
 from ._imaging import ImageOperator
 
 __all__ = [
@@ -234,22 +235,25 @@ def cartesian_mask(shape, acceleration=4, *, center_fraction=0.08,
 
 
 class Decimation(ImageOperator):
-    """Decimation (super-resolution): blur, then keep one pixel in
-    ``factor x factor``.
+    """Decimation (super-resolution): optics blur, then pixel integration.
 
-    With ``kernel=None`` the blur is the ``factor x factor`` block average
-    (each low-resolution pixel is the mean of its block): then
-    ``A A^T = I / factor^2`` and the data step has the closed form
-    ``(A^T A + rho I)^{-1} = (I - A^T A / (rho + 1/factor^2)) / rho``. With a
-    kernel, ``A s = (k * s)[::factor, ::factor]`` (circular convolution) and
-    the data step runs conjugate gradient.
+    Each low-resolution pixel is the mean of its ``factor x factor`` block
+    of the (blurred) image: the pixel-centre grid of scikit-image's
+    ``downscale_local_mean`` and ``rescale``, shared by every imaging
+    operator (see :func:`~sklearn_mbdl.operators.bin_pixels`), so
+    low-resolution pixel ``i`` is centred on high-resolution coordinate
+    ``factor * i + (factor - 1) / 2``. With ``kernel=None`` there is no
+    optics blur: then ``A A^T = I / factor^2`` and the data step has the
+    closed form ``(A^T A + rho I)^{-1} = (I - A^T A / (rho + 1/factor^2)) /
+    rho``. With a kernel, ``A s = bin(k * s)`` (circular convolution) and the
+    data step runs conjugate gradient.
 
     Parameters
     ----------
     factor : int, default=2
         Decimation factor; image sides must be multiples of it.
     kernel : array-like of shape (k_h, k_w), optional
-        Anti-aliasing blur; block average by default.
+        Optics blur before the pixel integration; none by default.
 
     Examples
     --------
@@ -284,24 +288,15 @@ class Decimation(ImageOperator):
         return image_shape
 
     def forward(self, x):
-        f = self.factor
-        if self._blur is None:
-            n, h, w = x.shape
-            return x.reshape(n, h // f, f, w // f, f).mean(dim=(2, 4))
-        return self._blur(x)[:, ::f, ::f]
+        return bin_pixels(x if self._blur is None else self._blur(x), self.factor)
 
     def adjoint(self, y):
         f = self.factor
-        if self._blur is None:
-            up = y.repeat_interleave(f, dim=1).repeat_interleave(f, dim=2)
-            return up / f ** 2
-        n, h, w = y.shape
-        up = y.new_zeros((n, h * f, w * f))
-        up[:, ::f, ::f] = y
-        return self._blur.adjoint(up)
+        up = _bin_pixels_adjoint(y, f, (y.shape[-2] * f, y.shape[-1] * f))
+        return up if self._blur is None else self._blur.adjoint(up)
 
     def initial(self, y):
-        """Nearest-neighbour (block average) or zero-filled up-sampling.
+        """Nearest-neighbour up-sampling (each pixel fills its block).
 
         Parameters
         ----------
@@ -311,8 +306,8 @@ class Decimation(ImageOperator):
         -------
         torch.Tensor of shape (n, h, w)
         """
-        scale = self.factor ** 2 if self._blur is None else 1.0
-        return scale * self.adjoint(y)
+        f = self.factor
+        return y.repeat_interleave(f, dim=-2).repeat_interleave(f, dim=-1)
 
     def data_solve(self, y, v, rho):
         if self._blur is not None:
