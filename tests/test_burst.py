@@ -212,6 +212,25 @@ def test_estimate_motion_accuracy(scene, motion):
     assert motion_error(coarse, motions, bursts.shape[-2:], model=motion) > 2 * error
 
 
+def test_estimate_motion_follows_skimage_warp_convention(scene):
+    # frames made by scikit-image alone: warp by a Euclidean map about the
+    # image centre (frame k shows at u what the scene shows at R u + t),
+    # then downscale_local_mean; the motions come back in frame pixels
+    from skimage.transform import EuclideanTransform, downscale_local_mean, warp
+
+    c = np.array([(scene.shape[1] - 1) / 2, (scene.shape[0] - 1) / 2])
+    true = np.array([[0.0, 0.0, 0.0], [1.3, -0.6, 0.02], [-2.2, 0.9, -0.015]])
+    frames = []
+    for dx, dy, theta in true:
+        tform = (EuclideanTransform(translation=-c) + EuclideanTransform(rotation=theta)
+                 + EuclideanTransform(translation=c + 2 * np.array([dx, dy])))
+        frames.append(downscale_local_mean(warp(scene, tform, order=3, mode="edge"),
+                                           (2, 2)))
+    bursts = np.asarray(frames)[None]
+    estimated = estimate_motion(bursts, model="euclidean", max_shift=3.0)
+    assert motion_error(estimated, true[None], bursts.shape[-2:], model="euclidean") < 0.05
+
+
 def test_estimate_motion_bad_input():
     with pytest.raises(ValueError, match="n_bursts, n_frames"):
         estimate_motion(np.zeros((3, 8, 8)))
@@ -354,6 +373,9 @@ def test_bad_input(trained):
         BurstSuperResolver(4).fit(np.random.rand(3, 2, 2))
     with pytest.raises(ValueError, match="features"):
         cnn.transform(np.zeros((2, 7)))
+    # 8-bit values: a warning that names the range the model expects
+    with pytest.warns(UserWarning, match=r"\[0, 1\]"):
+        cnn.transform(255 * bursts[:1])
 
 
 def test_grid_search_with_clean_images_only():

@@ -124,8 +124,8 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
     blur_sigma : float or (float, float), default=(0.0, 0.7)
         Standard deviation of the optics' Gaussian blur, in low-resolution
         pixels (on top of the pixel integration): a range the training
-        cameras are drawn from (the data step assumes its middle), or one
-        value.
+        cameras are drawn from (the data step assumes the point 30% of the
+        way up it), or one value.
     noise_level : "auto" or float, default="auto"
         Standard deviation of the noise (images in [0, 1]) that scales the
         step sizes: ``"auto"`` estimates it from each burst; a number fixes
@@ -295,7 +295,11 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
 
     def _module_kwargs(self, shape):
         blur = check_number_or_range(self.blur_sigma, "blur_sigma")
-        blur = 0.5 * (blur[0] + blur[1]) if isinstance(blur, tuple) else blur
+        if isinstance(blur, tuple):
+            # the data step assumes a blur in the lower part of the range: an
+            # overestimated PSF rings and costs far more than an underestimated
+            # one (benchmarks/results/burst_notes.md)
+            blur = blur[0] + 0.3 * (blur[1] - blur[0])
         return dict(scale=int(self.scale), blur_sigma=float(blur * self.scale),
                     motion=self.motion, noise_level=self._noise_level(),
                     max_shift=float(self.max_shift), n_iter=int(self.n_iter),
