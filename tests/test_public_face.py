@@ -262,3 +262,14 @@ def test_long_model_based_solvers_show_progress(capsys):
     pnp = PnPRestorer(GaussianBlur(1.0, 7), denoiser="tv", n_iter=3, verbose=1)
     pnp.fit(images).transform(pnp.simulate(images))
     assert "PnPRestorer: ADMM on 6 images" in capsys.readouterr().err
+
+
+def test_burst_warns_on_images_far_outside_unit_range():
+    images = _images()
+    with pytest.warns(UserWarning, match="divide by 255"):
+        est = BurstSuperResolver(2, 3, n_iter=1, max_epochs=1, prior="tv",
+                                 random_state=0).fit(255 * images)
+    est = BurstSuperResolver(2, 3, n_iter=1, max_epochs=1, prior="tv",
+                             random_state=0).fit(images)
+    with pytest.warns(UserWarning, match="bursts"):
+        est.transform(255 * est.simulate(images))

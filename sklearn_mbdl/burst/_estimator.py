@@ -19,6 +19,7 @@ from .._base import (
     seeded,
     to_numpy,
     to_tensor,
+    warn_if_out_of_range,
 )
 from ..operators import MOTION_MODELS, decimation_factors
 from ._network import BurstNet
@@ -255,6 +256,7 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
         """
         self._check_params()
         X, shape = self._validate_images(X, reset=True)
+        warn_if_out_of_range(X, "X (clean images)", self)
         self._setup_fit()
         self.image_shape_ = shape
         self.frame_shape_ = _frame_shape(shape, self.scale)
@@ -366,6 +368,7 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
             Only with ``return_motion=True``.
         """
         bursts, image_shape, as_images = self._validate_bursts(X)
+        warn_if_out_of_range(bursts, "X (bursts)", self)
         images, motions = self._restore(bursts, image_shape)
         out = images if as_images else images.reshape(len(images), -1)
         return (out, motions) if return_motion else out
