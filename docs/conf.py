@@ -67,6 +67,7 @@ numpydoc_validation_exclude = {
     r"\.set_params$",
     r"\.fit_transform$",
     r"\.set_output$",
+    r"\.get_feature_names_out$",
     r"\.get_metadata_routing$",
     r"\.set_\w+_request$",
 }

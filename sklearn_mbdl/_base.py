@@ -12,11 +12,12 @@
 
 import contextlib
 import numbers
+import sys
 import warnings
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_array, check_random_state, check_scalar
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch.callbacks import Callback
@@ -28,10 +29,14 @@ __all__ = [
     "check_options",
     "check_number",
     "check_matrix",
+    "check_routed",
+    "warn_if_out_of_range",
     "row_chunks",
     "to_tensor",
     "to_numpy",
     "SimulatedRows",
+    "Announce",
+    "progress",
     "TorchEstimator",
     "RestorerMixin",
 ]
@@ -136,18 +141,6 @@ def check_number_or_range(value, name, *, min_val=0.0, positive_range=False):
     return float(check_number(value, name, min_val=min_val))
 
 
-def warn_if_outside_unit_range(values, name, *, tolerance=0.5):
-    """Warn when data meant to lie in [0, 1] (images, frames) lies far
-    outside it, e.g. 8-bit values 0-255: the estimators' noise levels and
-    priors are in units of a [0, 1] range."""
-    values = np.asarray(values)
-    if values.size and (values.min() < -tolerance or values.max() > 1 + tolerance):
-        warnings.warn(
-            f"{name} has values in [{values.min():.3g}, {values.max():.3g}]; this "
-            "estimator expects images in [0, 1] (divide 8-bit images by 255).",
-            UserWarning, stacklevel=3)
-
-
 def check_matrix(matrix, name, *, n_features=None, dtype=np.float64):
     """Validate a user-given 2-D matrix (e.g. a dictionary)."""
     matrix = check_array(matrix, dtype=dtype, ensure_all_finite=True,
@@ -158,6 +151,105 @@ def check_matrix(matrix, name, *, n_features=None, dtype=np.float64):
             f"{n_features} features."
         )
     return matrix
+
+
+ROUTING_HINT = (
+    "Enable metadata routing with sklearn.set_config(enable_metadata_routing=True) "
+    "and request the metadata, e.g. est.set_fit_request({name}=True)"
+    ".set_score_request({name}=True), so that the meta-estimator passes each "
+    "split its own {name} for fitting and for scoring."
+)
+
+
+def _in_cross_validation():
+    """Whether the caller runs inside scikit-learn's cross-validation
+    (``GridSearchCV``, ``cross_validate``...): its ``_fit_and_score`` is on
+    the stack, in this process or in a joblib worker."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if (frame.f_code.co_name == "_fit_and_score"
+                and frame.f_globals.get("__name__", "").startswith("sklearn.")):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def check_routed(estimator, name, value):
+    """Raise when metadata reaches ``fit`` through cross-validation without
+    metadata routing.
+
+    Without routing, scikit-learn's cross-validation passes ``fit``'s
+    keyword arguments to ``fit`` but nothing to ``score``: an estimator
+    whose predictions need the same metadata (DetNet's per-sample
+    ``channels``) would score NaN on every split, with warnings only. The
+    ``ValueError`` raised here makes every fit fail instead, and the search
+    reports it with the way out.
+
+    Parameters
+    ----------
+    estimator : estimator
+        The estimator being fitted (named in the message).
+    name : str
+        The metadata's name, e.g. ``"channels"``.
+    value : object or None
+        What ``fit`` received; nothing is checked when it is None.
+
+    Examples
+    --------
+    >>> from sklearn_mbdl._base import check_routed
+    >>> check_routed(object(), "channels", None)  # nothing given: fine
+    """
+    import sklearn
+
+    if value is None or sklearn.get_config().get("enable_metadata_routing", False):
+        return
+    if _in_cross_validation():
+        raise ValueError(
+            f"{type(estimator).__name__}.fit received {name}= inside a "
+            f"cross-validation (GridSearchCV, cross_validate...) without metadata "
+            f"routing: the scoring would not get {name} and every split would score "
+            f"NaN. " + ROUTING_HINT.format(name=name)
+        )
+
+
+def warn_if_out_of_range(X, name, estimator, *, low=0.0, high=1.0, margin=1.0):
+    """Warn when ``X`` lies far outside the range ``[low, high]`` an
+    estimator expects (beyond ``margin`` on either side).
+
+    The image restorers' priors and noise levels assume images in [0, 1]:
+    8-bit images (0-255) restore 16 dB worse, without an error. The check
+    is one pass of ``min`` and ``max``.
+
+    Parameters
+    ----------
+    X : ndarray
+    name : str
+        What ``X`` is, for the message (e.g. ``"X (clean images)"``).
+    estimator : estimator
+        Named in the message.
+    low, high : float, default=0.0, 1.0
+        The expected range.
+    margin : float, default=1.0
+        How far outside counts as far (noise takes observations a little
+        outside).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_mbdl._base import warn_if_out_of_range
+    >>> warn_if_out_of_range(np.random.rand(4, 8), "X", object())  # no warning
+    """
+    if X.size == 0:
+        return
+    lowest, highest = float(np.min(X)), float(np.max(X))
+    if lowest < low - margin or highest > high + margin:
+        hint = " (8-bit images: divide by 255)" if 100 < highest <= 255 else ""
+        warnings.warn(
+            f"{type(estimator).__name__}: {name} lies in [{lowest:.4g}, {highest:.4g}] "
+            f"but values in [{low:g}, {high:g}] are expected{hint}; the prior and "
+            "the noise levels assume that scale, so results will be poor.",
+            UserWarning, stacklevel=3,
+        )
 
 
 def row_chunks(n_samples, device, cpu_size=1024):
@@ -220,6 +312,46 @@ class SimulatedRows(Callback):
         self.simulate = self.X = self.y = self.rng_ = None
 
 
+class Announce(Callback):
+    """Print a line naming what is about to train, above skorch's epoch table
+    (at ``verbose >= 1``): several tables in one ``fit`` are told apart."""
+
+    def __init__(self, text):
+        self.text = text
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        rows = "" if X is None else f" ({len(X)} rows per epoch)"
+        print(f"{self.text}{rows}:", flush=True)
+
+
+def progress(iterable=None, *, verbose, **kwargs):
+    """A tqdm progress bar at ``verbose >= 1`` (silent otherwise), for the
+    long model-based loops (sphere decoding, splitting solvers).
+
+    Parameters
+    ----------
+    iterable : iterable, optional
+        What to loop over; or give ``total=`` and call ``update``.
+    verbose : int
+        The estimator's ``verbose``.
+    **kwargs
+        Passed to ``tqdm`` (``desc``, ``total``, ``unit``...).
+
+    Returns
+    -------
+    tqdm.tqdm
+
+    Examples
+    --------
+    >>> from sklearn_mbdl._base import progress
+    >>> sum(progress(range(3), verbose=0))
+    3
+    """
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, disable=not verbose, leave=False, **kwargs)
+
+
 class TorchEstimator(BaseEstimator):
     """Base of the toolkit's estimators.
 
@@ -231,11 +363,18 @@ class TorchEstimator(BaseEstimator):
 
     # ----- validation -------------------------------------------------------
     def _validate_X(self, X, *, reset):
-        """2-D, finite, float64 or float32 (other dtypes become float64)."""
+        """2-D, finite, float64 or float32 (other dtypes become float64),
+        and writable.
+
+        A pandas DataFrame (copy-on-write) or a read-only memmap gives a
+        read-only array, which torch warns about when it wraps it: such
+        input is copied once here, so that no estimator meets it.
+        """
         if not reset:
             check_is_fitted(self)
-        return validate_data(self, X, reset=reset, dtype=FLOAT_DTYPES,
-                             ensure_all_finite=True)
+        X = validate_data(self, X, reset=reset, dtype=FLOAT_DTYPES,
+                          ensure_all_finite=True)
+        return X if X.flags.writeable else X.copy()
 
     def _setup_fit(self):
         """Resolve the device and the torch seed; call at the start of ``fit``."""
@@ -257,7 +396,8 @@ class TorchEstimator(BaseEstimator):
         return np.sort(order[n_valid:]), np.sort(order[:n_valid])
 
     def _make_net(self, module, *, criterion, valid=None, callbacks=(),
-                  patience=20, gradient_clip=1.0, net_class=None, **kwargs):
+                  patience=20, gradient_clip=1.0, net_class=None, label=None,
+                  **kwargs):
         """The skorch net that trains ``module`` (a module class; its
         arguments come as ``module__name=value`` keyword arguments).
 
@@ -269,6 +409,10 @@ class TorchEstimator(BaseEstimator):
         weights; without it, every row trains (``train_split=None``).
         Gradients are clipped by norm and the learning rate follows a cosine
         schedule down to 0 at ``max_epochs``.
+
+        At ``verbose >= 1`` skorch prints its epoch table, headed by a line
+        naming the estimator and what trains (``label``, e.g. "network 2 of
+        4"), and a progress bar runs over each epoch's batches.
         """
         from skorch import NeuralNetRegressor
         from skorch.callbacks import EarlyStopping, GradientNormClipping, LRScheduler
@@ -280,16 +424,24 @@ class TorchEstimator(BaseEstimator):
             torch.optim.lr_scheduler.CosineAnnealingLR, T_max=self.max_epochs)))
         if gradient_clip is not None:
             callbacks.append(("clip", GradientNormClipping(gradient_clip)))
+        if self.verbose:
+            from skorch.callbacks import ProgressBar
+
+            what = label or f"training the {getattr(module, '__name__', 'network')}"
+            callbacks.insert(0, ("announce", Announce(
+                f"{type(self).__name__}: {what}, up to {self.max_epochs} epochs")))
+            callbacks.append(("progress", ProgressBar()))
         train_split = None
         if valid is not None and len(valid[0]):
             train_split = predefined_split(Dataset(*valid))
             callbacks.append(("early_stopping", EarlyStopping(
                 patience=patience, load_best=True, threshold=1e-4)))
+        lr = kwargs.pop("lr", self.lr)  # (an estimator may resolve its own)
         return (net_class or NeuralNetRegressor)(
             module=module,
             criterion=criterion,
             optimizer=torch.optim.Adam,
-            lr=self.lr,
+            lr=lr,
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
             train_split=train_split,
@@ -368,8 +520,14 @@ class TorchEstimator(BaseEstimator):
         super().__setstate__(state)
 
 
-class RestorerMixin(TransformerMixin):
-    """What the image restorers share: ``score`` by simulation, and tags.
+class RestorerMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
+    """What the image restorers share: ``score`` by simulation, feature
+    names, and tags.
+
+    ``get_feature_names_out`` names the pixels of the restored images
+    (``<class name>0``, ...), the columns ``transform`` returns for
+    flattened rows, so ``set_output(transform="pandas")`` gives a DataFrame
+    for 2-D input (image-shaped input gives image-shaped arrays).
 
     ``fit`` learns from clean images and the known forward model simulates
     the observations, so the same simulation scores a restorer without
@@ -407,6 +565,11 @@ class RestorerMixin(TransformerMixin):
         restored, _ = self._restore(observed, shape)
         return float(np.mean(psnr(clean.reshape(-1, *shape), restored,
                                   data_range=1.0, per_image=True)))
+
+    @property
+    def _n_features_out(self):
+        """Pixels of a restored image (the columns of 2-D output)."""
+        return int(np.prod(self.image_shape_))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -4,7 +4,7 @@ and dictionary learning, as a scikit-learn transformer.
 
 import numpy as np
 import torch
-from sklearn.base import TransformerMixin
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
@@ -202,10 +202,17 @@ def learn_dictionary(X, n_components, *, alpha=1.0, n_iter=30, tol=1e-4,
     return (D, it) if return_n_iter else D
 
 
-class DictionaryTransformerMixin(TransformerMixin):
+class DictionaryTransformerMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
     """What the dictionary-based transformers share: the decoder
-    ``inverse_transform`` and dtype-preserving tags. The fitted estimator
-    has ``components_`` of shape (n_components, n_features)."""
+    ``inverse_transform``, the codes' feature names (``<class name>0``, ...,
+    one per atom, so ``set_output(transform="pandas")`` works) and
+    dtype-preserving tags. The fitted estimator has ``components_`` of shape
+    (n_components, n_features)."""
+
+    @property
+    def _n_features_out(self):
+        """One code per atom."""
+        return self.components_.shape[0]
 
     def inverse_transform(self, X):
         """Signals from codes: ``codes @ components_``.

@@ -97,12 +97,17 @@ def test_tour_runs(capsys, monkeypatch):
 
     def fake_step():
         calls.append(1)
-        return dict(method="M", task="t", baseline="b", learned="l")
+        return dict(method="M", task="t " * 80, baseline="b", learned="l",
+                    verdict=cli._db_verdict(-0.09, "the learned model", "its twin"))
 
     monkeypatch.setattr(cli, "TOUR", [fake_step])
     assert cli.main(["tour"]) == 0
     out = capsys.readouterr().out
-    assert calls and "model-based baseline" in out and "M" in out
+    assert calls and "baseline" in out and "M" in out
+    # within 100 columns, and a learned model below its baseline is said so
+    assert max(len(line) for line in out.splitlines()) <= 100
+    assert "0.09 dB BELOW its twin" in out
+    assert "better than" in cli._db_verdict(0.5, "ours", "theirs")
     with pytest.raises(SystemExit):
         cli.main(["nope"])
 
@@ -112,4 +117,4 @@ def test_tour_sparse_coding_row_is_measured():
 
     row = _tour_sparse_coding()
     assert row["method"] == "SparseCoder"
-    assert "lasso_cd" in row["baseline"] and "faster" in row["learned"]
+    assert "lasso_cd" in row["baseline"] and "faster" in row["verdict"]

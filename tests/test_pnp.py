@@ -315,11 +315,13 @@ def test_pretrained_fine_tunes_the_shipped_network():
     X = extract_patches(load_images("train"), 64, 32, random_state=0)
     shipped = load_pretrained().module.state_dict()
     tuned = PnPRestorer(pretrained=True, max_epochs=1, lr=1e-4, random_state=0).fit(X)
-    fresh = PnPRestorer(max_epochs=1, lr=1e-4, random_state=0).fit(X)
+    fresh = PnPRestorer(pretrained=False, max_epochs=1, lr=1e-4, random_state=0).fit(X)
     tuned_loss = tuned.net_.history[0, "train_loss"]
     assert tuned_loss < 0.2 * fresh.net_.history[0, "train_loss"]
     state = tuned.net_.module_.state_dict()
-    assert not all(torch.equal(state[k], shipped[k]) for k in shipped)
+    # kept only when it beats the shipped network on held-out patches
+    moved = not all(torch.equal(state[k], shipped[k]) for k in shipped)
+    assert moved == tuned.fine_tuned_
     assert all(torch.allclose(state[k], shipped[k], atol=1e-2) for k in shipped)
 
 
@@ -337,7 +339,7 @@ def test_training_loss_weighs_low_noise_levels():
     assert float(loss(error, target, high)) == pytest.approx(0.01 * 0.0101 / 0.0401,
                                                              rel=1e-5)
     X = extract_patches(load_images("train"), 16, 16, random_state=0)
-    net = PnPRestorer(max_epochs=1, random_state=0).fit(X).net_
+    net = PnPRestorer(pretrained=False, max_epochs=1, random_state=0).fit(X).net_
     inputs = torch.stack([torch.from_numpy(X[:2]).float(),
                           torch.tensor([0.01, 0.2]).reshape(2, 1, 1).expand(2, 16, 16)],
                          dim=1)
@@ -456,7 +458,8 @@ def test_solver_bad_input(blurred, kwargs, match):
 def trained():
     """A small CNN denoiser trained on TRAIN_IMAGES patches (a few seconds)."""
     patches = extract_patches(load_images("train"), 128, 24, random_state=0)
-    return PnPRestorer(max_epochs=8, batch_size=4, random_state=0).fit(patches)
+    return PnPRestorer(pretrained=False, max_epochs=8, batch_size=4,
+                       random_state=0).fit(patches)
 
 
 def test_fit_learns_a_denoiser(trained):
@@ -580,8 +583,8 @@ def test_restorer_bad_input():
         PnPRestorer(A, self_ensemble="yes").fit(X)
     with pytest.raises(ValueError, match="pretrained"):
         PnPRestorer(A, pretrained=1).fit(X)
-    with pytest.raises(ValueError, match="pretrained=True .* denoiser='cnn'"):
-        PnPRestorer(A, denoiser="tv", pretrained=True).fit(X)
+    # pretrained (True by default) concerns the CNN only
+    assert PnPRestorer(A, denoiser="tv", pretrained=True).fit(X).net_ is None
     with pytest.raises(ValueError, match="denoiser"):
         PnPRestorer(A, denoiser="bm3d").fit(X)
     with pytest.raises(ValueError, match="operator"):
@@ -643,3 +646,40 @@ def test_dead_leaves_cover_the_picture_with_discs():
 def test_dead_leaves_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_dead_leaves(**kwargs)
+
+
+# ----- defaults that work ------------------------------------------------------------
+def test_default_fine_tunes_the_shipped_prior_and_keeps_the_better():
+    """By default fit fine-tunes the shipped CNN; a fine-tune that ends worse
+    on held-out images (here a ruinous learning rate) is not kept: the
+    shipped weights are, with a warning."""
+    from sklearn_mbdl.denoisers import PRETRAINED, _shipped_weights
+
+    X = extract_patches(load_images("train"), 24, 24, random_state=0)
+    assert PnPRestorer().pretrained is True
+    with pytest.warns(UserWarning, match="did not beat the shipped CNN prior"):
+        est = PnPRestorer(max_epochs=1, lr=1.0, random_state=0).fit(X)
+    assert est.fine_tuned_ is False
+    shipped = _shipped_weights(PRETRAINED)
+    state = est.net_.module_.state_dict()
+    assert all(torch.equal(state[k], shipped[k]) for k in shipped)
+
+
+def test_images_far_outside_unit_range_warn():
+    """8-bit images (0-255) restore about 16 dB worse: fit, score and
+    transform say so (observations in the image domain only)."""
+    A = GaussianBlur(1.0, 7)
+    Y, X = make_degraded_images(A, 2, patch_size=16, random_state=0)
+    with pytest.warns(UserWarning, match="divide by 255"):
+        est = PnPRestorer(A, denoiser="tv").fit(255 * X)
+    est = PnPRestorer(A, denoiser="tv").fit(X)
+    with pytest.warns(UserWarning, match="observed images"):
+        est.transform(255 * Y)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est.transform(Y)  # noisy observations a little outside [0, 1]: fine
+        mri = PnPRestorer(SubsampledFourier(cartesian_mask((16, 16), 2)),
+                          denoiser="tv").fit(X)
+        mri.transform(40 * mri.simulate(X))  # k-space: any scale

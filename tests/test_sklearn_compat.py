@@ -17,6 +17,7 @@ from sklearn_mbdl import DetNetClassifier, MIMODetector
 from sklearn_mbdl import ExoplanetSeparator
 from sklearn_mbdl import BurstSuperResolver
 from sklearn_mbdl.datasets import make_sparse_coding
+from sklearn_mbdl.utils import expected_failed_checks
 
 # Every public estimator joins this list, with default parameters.
 ESTIMATORS = [SparseCoder(), LISTATransformer(), PnPRestorer()]
@@ -24,28 +25,12 @@ ESTIMATORS += [DCEAEstimator()]
 ESTIMATORS += [MIMODetector(), DetNetClassifier()]
 ESTIMATORS += [ExoplanetSeparator()]
 ESTIMATORS += [BurstSuperResolver()]
-# check name -> one-line reason a scikit-learn maintainer would accept
-EXPECTED_FAILED_CHECKS = {}
-# fit takes high-resolution images, transform takes bursts (n_frames frames of
-# ceil(n / scale) pixels for 1-D rows): every check that transforms the array
-# it fitted (or compares n_features_in_ with it) cannot pass; the remaining
-# checks, input validation included, pass.
-_BURST = ("transform takes bursts of n_frames low-resolution frames, not the "
-          "high-resolution images fit takes")
-EXPECTED_FAILED_CHECKS["BurstSuperResolver"] = {name: _BURST for name in (
-    "check_fit_score_takes_y", "check_n_features_in_after_fitting",
-    "check_estimators_dtypes", "check_dtype_object", "check_pipeline_consistency",
-    "check_estimators_pickle", "check_f_contiguous_array_estimator",
-    "check_transformer_data_not_an_array", "check_transformer_general",
-    "check_transformer_preserve_dtypes", "check_methods_sample_order_invariance",
-    "check_methods_subset_invariance", "check_dict_unchanged", "check_fit_idempotent",
-)}
 
 
 @parametrize_with_checks(
     ESTIMATORS,
-    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS.get(
-        type(est).__name__, {}),
+    # the public list, as a user would pass it to check_estimator
+    expected_failed_checks=expected_failed_checks,
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

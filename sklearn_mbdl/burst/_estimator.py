@@ -20,7 +20,7 @@ from .._base import (
     seeded,
     to_numpy,
     to_tensor,
-    warn_if_outside_unit_range,
+    warn_if_out_of_range,
 )
 from ..operators import MOTION_MODELS, decimation_factors
 from ._camera import draw_noise_levels
@@ -323,10 +323,10 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
         """
         self._check_params()
         X, shape = self._validate_images(X, reset=True)
+        warn_if_out_of_range(X, "X (clean images)", self)
         self._setup_fit()
         self.image_shape_ = shape
         self.frame_shape_ = _frame_shape(shape, self.scale)
-        warn_if_outside_unit_range(X, "X")
         clean = X.reshape(-1, *shape)
         simulate = functools.partial(_simulate_training, clean=clean, **self._camera())
         X_fit = np.empty((len(clean), int(self.n_frames), *self.frame_shape_),
@@ -431,7 +431,7 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
             Only with ``return_motion=True``.
         """
         bursts, image_shape, as_images = self._validate_bursts(X)
-        warn_if_outside_unit_range(bursts, "the bursts")
+        warn_if_out_of_range(bursts, "X (bursts)", self)
         images, motions = self._restore(bursts, image_shape)
         out = images if as_images else images.reshape(len(images), -1)
         return (out, motions) if return_motion else out

@@ -4,7 +4,7 @@ import functools
 
 import numpy as np
 import torch
-from sklearn.base import TransformerMixin
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
@@ -42,7 +42,7 @@ from ._network import (
 OFFSET_WINDOW = 4.0
 
 
-class DCEAEstimator(TransformerMixin, TorchEstimator):
+class DCEAEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstimator):
     """Deep convolutional exponential-family autoencoder (DCEA-C / DCEA-UC).
 
     Denoises photon-limited (Poisson) images, or signals of another
@@ -377,6 +377,11 @@ class DCEAEstimator(TransformerMixin, TorchEstimator):
     def _n_code_features(self):
         return (int(np.prod(self.signal_shape_))
                 + self.n_kernels * int(np.prod(self.code_shape_)))
+
+    @property
+    def _n_features_out(self):
+        # the columns of transform: get_feature_names_out names them
+        return self._n_code_features()
 
     def predict(self, X):
         """Denoised intensity of noisy counts.

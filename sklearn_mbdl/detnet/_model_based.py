@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from .._base import TorchEstimator, check_number, check_options
+from .._base import TorchEstimator, check_number, check_options, progress
 from ..prox import nearest_point
 from ..solvers import mmse, mmse_sic, sphere_decoder, zero_forcing
 from ._problem import _check_y, _DetectorMixin
@@ -29,6 +29,9 @@ class MIMODetector(_DetectorMixin, TorchEstimator):
     noise_var : float, optional
         Noise variance per receive antenna; measured on the training data by
         default.
+    verbose : int, default=0
+        1 shows a progress bar while ``"ml"`` decodes (its time grows fast
+        with the users and the noise).
 
     Attributes
     ----------
@@ -46,10 +49,11 @@ class MIMODetector(_DetectorMixin, TorchEstimator):
     True
     """
 
-    def __init__(self, method="mmse", channel=None, *, noise_var=None):
+    def __init__(self, method="mmse", channel=None, *, noise_var=None, verbose=0):
         self.method = method
         self.channel = channel
         self.noise_var = noise_var
+        self.verbose = verbose
 
     def fit(self, X, y, channels=None):
         """Learn the alphabet, the noise level and, if needed, the channel.
@@ -93,7 +97,15 @@ class MIMODetector(_DetectorMixin, TorchEstimator):
         X = X.astype(np.float64)
         points = torch.as_tensor(self.points_)
         if self.method == "ml":
-            S = sphere_decoder(X, H, self.points_)
+            S = np.empty((len(X), self.n_tx_))
+            # by chunks, for the progress bar (the decoder loops over rows)
+            with progress(total=len(X), verbose=self.verbose, unit="transmission",
+                          desc="MIMODetector('ml'): sphere decoding") as bar:
+                for start in range(0, len(X), 64):
+                    rows = slice(start, start + 64)
+                    S[rows] = sphere_decoder(X[rows], H if H.ndim == 2 else H[rows],
+                                             self.points_)
+                    bar.update(len(S[rows]))
             return self._labels(np.abs(S[..., None] - self.points_).argmin(-1))
         Xt, Ht = torch.as_tensor(X), torch.as_tensor(H)
         noise_var = max(self.noise_var_, 1e-12)

@@ -6,6 +6,7 @@ import torch
 from sklearn.base import ClassifierMixin
 from sklearn.utils.multiclass import type_of_target
 
+from .._base import ROUTING_HINT, check_routed
 from ..solvers import matched_filter
 
 
@@ -73,6 +74,7 @@ class _DetectorMixin(ClassifierMixin):
         """Set ``channel_`` (fixed, maybe estimated) or mark per-sample use;
         return the training channels and the noise variance per sample."""
         n_tx = y_values.shape[1]
+        check_routed(self, "channels", channels)
         if channels is not None:
             H = self._check_channel(channels, X, n_tx, per_sample=True)
             self.channel_ = None
@@ -103,7 +105,9 @@ class _DetectorMixin(ClassifierMixin):
         if self.channel_ is None:
             raise ValueError(
                 f"{type(self).__name__} was fitted with per-sample channels: pass "
-                "them to this method as channels=, shape (n_samples, n_rx, n_tx)."
+                "them to this method as channels=, shape (n_samples, n_rx, n_tx). "
+                "Inside a Pipeline or a search: "
+                + ROUTING_HINT.format(name="channels")
             )
         return self.channel_.astype(X.dtype)
 

@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.base import TransformerMixin
+from sklearn.base import OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
@@ -76,7 +76,7 @@ def _training_rows(rng, n, *, positions, max_snr):
     return X, snr.astype(np.float32)
 
 
-class ExoplanetSeparator(TransformerMixin, TorchEstimator):
+class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator):
     """Separate faint companions from stellar speckles in an ADI sequence.
 
     The local model of the seed's last method, ``y = x + alpha H(p) +
@@ -362,6 +362,8 @@ class ExoplanetSeparator(TransformerMixin, TorchEstimator):
                 self.net_ = self._make_net(
                     LocalADISeparator, criterion=nn.MSELoss, callbacks=callbacks,
                     valid=(X_valid, y_valid), patience=5,
+                    label=f"network {fold + 1} of 4 (trained on quadrant {fold}, "
+                          f"maps quadrant {(fold + 2) % 4})",
                     optimizer__param_groups=groups, **module_kw)
                 self._train(self.net_, X_fit, y_fit)
             X_check = to_tensor(X_valid, self._inference_device())
