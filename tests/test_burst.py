@@ -288,9 +288,11 @@ def test_learned_beats_bicubic_and_tv_twin(trained):
     # (32 x 32 frames with rotations: 0.10-0.15 pixel; the benchmark's 96 x 96
     # and larger frames register to 0.02-0.03)
     assert motion_error(estimated, motions, bursts.shape[-2:], model="euclidean") < 0.15
-    # and the result sits on the truth's grid
-    shift, _, _ = phase_cross_correlation(high_res[0], learned[0], upsample_factor=100)
-    assert np.abs(shift).max() < 0.05, shift
+    # and the result sits on the truth's grid (the mean offset over the four
+    # 64 x 64 images: one alone measures to about 0.05 pixel)
+    shifts = [phase_cross_correlation(t, x, upsample_factor=100)[0]
+              for t, x in zip(high_res, learned)]
+    assert np.abs(np.mean(shifts, axis=0)).max() < 0.05, shifts
 
 
 def test_more_frames_help(trained):
