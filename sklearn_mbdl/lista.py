@@ -220,8 +220,10 @@ class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
         them. Fresh signals every epoch; 0 trains on ``X`` alone. On the
         benchmark this is what closes most of the gap between training and
         held-out error.
-    device : {"cpu", "cuda", "auto"}, default="cpu"
-        Where to train and compute.
+    device : {"cpu", "cuda", "auto", "accelerate"}, default="cpu"
+        Where to train and compute. ``"accelerate"`` trains through HF
+        accelerate (data-parallel under ``accelerate launch``, see
+        :ref:`scaling`).
     random_state : int, RandomState instance or None, default=None
         Seeds dictionary learning, weight shuffling and the validation split.
     verbose : int, default=0
