@@ -35,7 +35,7 @@ def _require_dask():
     return da, distributed
 
 
-def torch_threads_plugin(n_threads=None):
+def torch_threads_plugin(n_threads=None, *, mmap_threshold=32 * 2 ** 20):
     """A Dask worker plugin that sizes torch's thread pool per worker.
 
     Each worker (already running or started later) calls
@@ -44,10 +44,19 @@ def torch_threads_plugin(n_threads=None):
     of a worker starts torch's default pool, one thread per core of the
     machine: with 2 workers on 2 cores, 4 or more busy threads.
 
+    Where the launcher set ``MALLOC_TRIM_THRESHOLD_`` (Dask's nanny does),
+    glibc stops raising its mmap threshold, and every temporary above
+    128 KiB becomes an ``mmap`` plus page faults: the plugin sets the
+    threshold to ``mmap_threshold``, the ceiling glibc would have reached
+    (measured on 20k rows of 64 features: SparseCoder's active set 1.7x
+    and FISTA 4.5x slower in a worker without it).
+
     Parameters
     ----------
     n_threads : int, optional
         Threads per worker; the worker's ``nthreads`` by default.
+    mmap_threshold : int or None, default=32 MiB
+        None leaves the worker's allocator as its launcher set it.
 
     Returns
     -------
@@ -68,11 +77,13 @@ def torch_threads_plugin(n_threads=None):
                                   not isinstance(n_threads, (int, np.integer))
                                   or n_threads < 1):
         raise ValueError(f"n_threads must be a positive integer or None, got {n_threads!r}.")
-    return TorchThreads(None if n_threads is None else int(n_threads))
+    return TorchThreads(None if n_threads is None else int(n_threads),
+                        mmap_threshold=mmap_threshold)
 
 
 def dask_client(address=None, *, n_workers=None, threads_per_worker=1,
-                processes=True, timeout="10s", **cluster_kwargs):
+                processes=True, timeout="10s", mmap_threshold=32 * 2 ** 20,
+                **cluster_kwargs):
     """A ``distributed.Client`` whose workers size torch's threads.
 
     With ``address``, connects to the scheduler running there (``dask
@@ -93,6 +104,8 @@ def dask_client(address=None, *, n_workers=None, threads_per_worker=1,
         Local workers as processes (True) or threads of this process.
     timeout : str or float, default="10s"
         How long to try to reach ``address``.
+    mmap_threshold : int or None, default=32 MiB
+        See :func:`torch_threads_plugin`.
     **cluster_kwargs
         Passed to ``LocalCluster``.
 
@@ -116,7 +129,7 @@ def dask_client(address=None, *, n_workers=None, threads_per_worker=1,
     ...     search.fit(X)
     """
     _, distributed = _require_dask()
-    plugin = torch_threads_plugin()
+    plugin = torch_threads_plugin(mmap_threshold=mmap_threshold)
     if address is None:
         cluster = distributed.LocalCluster(
             n_workers=n_workers, threads_per_worker=threads_per_worker,
