@@ -62,31 +62,41 @@ def stream(n_rows, chunk, D):
     """A lazy Dask array of ``n_rows`` signals, generated block by block."""
     import dask.array as da
 
-    chunks = (tuple([chunk] * (n_rows // chunk) + ([n_rows % chunk] if n_rows % chunk else [])),
-              (N_FEATURES,))
+    blocks = [chunk] * (n_rows // chunk) + ([n_rows % chunk] if n_rows % chunk else [])
+    chunks = (tuple(blocks), (N_FEATURES,))
     return da.map_blocks(_block, D, chunks=chunks, dtype=np.float32,
                          meta=np.empty((0, 0), np.float32))
 
 
 class PeakMemory:
-    """Peak summed RSS of this process and all its descendants, sampled."""
+    """Peak memory of this process and all its descendants, sampled.
 
-    def __init__(self, period=0.1):
-        self.period, self.peak, self._stop = period, 0, threading.Event()
+    ``peak`` sums the proportional set sizes (PSS: each page shared by k
+    processes counts 1/k in each), the physical memory the tree uses;
+    ``peak_rss`` sums the resident sizes, which count the shared pages
+    (torch's libraries, mapped by every worker) once per process.
+    """
 
-    def _rss(self):
+    def __init__(self, period=0.25):
+        self.period, self.peak, self.peak_rss = period, 0, 0
+        self._stop = threading.Event()
+
+    def _sample(self):
         me = psutil.Process()
-        total = 0
+        pss = rss = 0
         for p in [me] + me.children(recursive=True):
             try:
-                total += p.memory_info().rss
+                info = p.memory_full_info()
             except psutil.Error:
-                pass
-        return total
+                continue
+            pss += getattr(info, "pss", info.rss)
+            rss += info.rss
+        return pss, rss
 
     def _run(self):
         while not self._stop.is_set():
-            self.peak = max(self.peak, self._rss())
+            pss, rss = self._sample()
+            self.peak, self.peak_rss = max(self.peak, pss), max(self.peak_rss, rss)
             time.sleep(self.period)
 
     def __enter__(self):
@@ -109,6 +119,12 @@ def timed_transform(transform, X, repeat=3):
         transform(X)
         best = min(best, time.perf_counter() - start)
     return best, _torch.get_num_threads(), os.environ.get("MALLOC_TRIM_THRESHOLD_")
+
+
+def _cpu_seconds():
+    """CPU seconds this process has used (run on each worker)."""
+    times = psutil.Process().cpu_times()
+    return times.user + times.system
 
 
 def allocating_forward(est):
@@ -191,15 +207,21 @@ def main():
             dask.compute(abs(codes).sum(), (codes != 0).sum())
             X = stream(n_rows, args.chunk, D)
             codes = blockwise(est, X)
+            cpu_before = sum(client.run(_cpu_seconds).values())
             with PeakMemory() as memory:
                 start = time.perf_counter()
                 total, nonzero = dask.compute(abs(codes).sum(), (codes != 0).sum())
                 seconds = time.perf_counter() - start
+            cpu = sum(client.run(_cpu_seconds).values()) - cpu_before
             peak_all = max(peak_all, memory.peak)
-            results[name, n_workers] = (n_rows / seconds, memory.peak, nonzero / n_rows)
+            results[name, n_workers] = (n_rows / seconds, memory.peak,
+                                        memory.peak_rss, nonzero / n_rows,
+                                        n_rows / cpu)
             print(f"{name}, {n_workers} worker(s): {n_rows / seconds:,.0f} rows/s, "
-                  f"{seconds:.1f} s, peak {memory.peak / 2 ** 30:.2f} GiB, "
-                  f"{nonzero / n_rows:.2f} non-zeros per row", flush=True)
+                  f"{seconds:.1f} s, peak {memory.peak / 2 ** 30:.2f} GiB "
+                  f"(RSS sum {memory.peak_rss / 2 ** 30:.2f} GiB), "
+                  f"{nonzero / n_rows:.2f} non-zeros per row, "
+                  f"{n_rows / cpu:,.0f} rows per worker CPU second", flush=True)
         cluster = client.cluster
         client.close()
         cluster.close()
@@ -207,10 +229,12 @@ def main():
 
     rows = []
     for name in estimators:
-        r1, m1, nnz = results[name, 1]
-        r2, m2, _ = results[name, 2]
+        r1, m1, s1, nnz, c1 = results[name, 1]
+        r2, m2, s2, _, c2 = results[name, 2]
         rows.append([name, f"{r1:,.0f}", f"{r2:,.0f}", f"{r2 / (2 * r1):.0%}",
-                     f"{max(m1, m2) / 2 ** 30:.2f}", f"{nnz:.2f}"])
+                     f"{c1:,.0f} / {c2:,.0f}", f"{c2 / c1:.0%}",
+                     f"{m1 / 2 ** 30:.2f} / {m2 / 2 ** 30:.2f}",
+                     f"{s1 / 2 ** 30:.2f} / {s2 / 2 ** 30:.2f}", f"{nnz:.2f}"])
     text = "\n".join([
         "# Streaming inference on a Dask LocalCluster",
         "",
@@ -221,13 +245,23 @@ def main():
         f"atoms, 1% noise, alpha={ALPHA}) generated block by block ({args.chunk:,} rows "
         "per block), coded by `sklearn_mbdl.scaling.blockwise`, reduced to two sums "
         "per block. Workers are processes with one thread each "
-        "(`dask_client(n_workers=n, threads_per_worker=1)`). Peak memory: the summed "
-        "resident memory of this process, the scheduler, nannies and workers.",
+        "(`dask_client(n_workers=n, threads_per_worker=1)`). Peak memory: this "
+        "process, the scheduler, nannies and workers together.",
         "",
         table(["estimator", "rows/s, 1 worker", "rows/s, 2 workers",
-               "scaling efficiency", "peak memory (GiB)", "non-zeros per row"], rows),
+               "scaling efficiency", "rows per worker CPU s, 1 / 2 workers",
+               "CPU efficiency", "peak memory, 1 / 2 workers (GiB)",
+               "RSS sum, 1 / 2 workers (GiB)", "non-zeros per row"], rows),
         "",
-        f"Whole-tree peak over all runs: {peak_all / 2 ** 30:.2f} GiB.",
+        f"Peak memory of the whole process tree over all runs: "
+        f"{peak_all / 2 ** 30:.2f} GiB (summed PSS: a page shared by k processes "
+        "counts 1/k in each; the RSS sum counts torch's shared libraries once per "
+        "process). The rows/s include generating the rows on the workers. "
+        "Scaling efficiency: rows/s with 2 workers over twice the rows/s with 1; "
+        "it needs 2 free cores. CPU efficiency: rows per CPU second of the "
+        "workers with 2 workers over that with 1, the part of the scaling that "
+        "does not depend on what else the machine runs (100%: no cost of "
+        "parallelism; a full 2-core machine would then reach 100% scaling).",
         "",
         f"## One block of {args.block_rows:,} rows: a worker against a plain process",
         "",

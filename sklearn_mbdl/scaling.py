@@ -67,7 +67,8 @@ def torch_threads_plugin(n_threads=None, *, mmap_threshold=32 * 2 ** 20):
     --------
     >>> from distributed import Client, LocalCluster  # doctest: +SKIP
     >>> from sklearn_mbdl.scaling import torch_threads_plugin  # doctest: +SKIP
-    >>> client = Client(LocalCluster(n_workers=2, threads_per_worker=1))  # doctest: +SKIP
+    >>> cluster = LocalCluster(n_workers=2, threads_per_worker=1)  # doctest: +SKIP
+    >>> client = Client(cluster)  # doctest: +SKIP
     >>> client.register_plugin(torch_threads_plugin())  # doctest: +SKIP
     """
     _require_dask()
@@ -76,7 +77,8 @@ def torch_threads_plugin(n_threads=None, *, mmap_threshold=32 * 2 ** 20):
     if n_threads is not None and (isinstance(n_threads, bool) or
                                   not isinstance(n_threads, (int, np.integer))
                                   or n_threads < 1):
-        raise ValueError(f"n_threads must be a positive integer or None, got {n_threads!r}.")
+        raise ValueError(
+            f"n_threads must be a positive integer or None, got {n_threads!r}.")
     return TorchThreads(None if n_threads is None else int(n_threads),
                         mmap_threshold=mmap_threshold)
 

@@ -153,8 +153,11 @@ def test_device_accelerate_trains_as_plain_training(case, monkeypatch):
     plain = make(random_state=0).fit(*args, **fit_kw)
     backward = accelerate.Accelerator.backward
     calls = []
-    monkeypatch.setattr(accelerate.Accelerator, "backward",
-                        lambda self, loss, **kw: calls.append(1) or backward(self, loss, **kw))
+    def counted(self, loss, **kwargs):
+        calls.append(1)
+        return backward(self, loss, **kwargs)
+
+    monkeypatch.setattr(accelerate.Accelerator, "backward", counted)
     accelerated = make(random_state=0, device="accelerate").fit(*args, **fit_kw)
     assert calls, "the gradients did not go through the accelerator"
     assert accelerated.device_ == "cpu"
