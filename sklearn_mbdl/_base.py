@@ -44,16 +44,24 @@ __all__ = [
 FLOAT_DTYPES = (np.float64, np.float32)
 
 
+_DEVICES = "'cpu', 'cuda', 'auto' or 'accelerate'"
+
+
 def resolve_device(device):
     """Resolve ``device`` to a torch device string.
 
     ``"auto"`` picks ``"cuda"`` when a GPU is visible and ``"cpu"`` otherwise;
     asking for ``"cuda"`` on a machine without a GPU is an error.
+    ``"accelerate"`` is the device HF accelerate gives this process (the
+    GPU of its rank under ``accelerate launch``); trained estimators then
+    train through accelerate (:meth:`TorchEstimator._make_net`).
     """
     if isinstance(device, torch.device):
         device = str(device)
     if not isinstance(device, str):
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}.")
+        raise ValueError(f"device must be {_DEVICES}, got {device!r}.")
+    if device == "accelerate":
+        return str(_accelerate().PartialState().device)
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu":
@@ -65,7 +73,56 @@ def resolve_device(device):
                 "use device='cpu' or device='auto'."
             )
         return device
-    raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}.")
+    raise ValueError(f"device must be {_DEVICES}, got {device!r}.")
+
+
+def _accelerate():
+    """The ``accelerate`` package, or an ImportError that names the fix."""
+    try:
+        import accelerate
+    except ImportError as exc:
+        raise ImportError(
+            "device='accelerate' trains through HF accelerate, which is not "
+            'installed: pip install "sklearn-mbdl[accelerate]" (or use '
+            "device='cpu', 'cuda' or 'auto')."
+        ) from exc
+    return accelerate
+
+
+def _accelerated(net_class):
+    """``net_class`` with skorch's ``AccelerateMixin``: the training loop of
+    skorch, with the module, optimizer, scheduler and data loaders prepared
+    by an ``accelerate.Accelerator`` (data-parallel over the processes of
+    ``accelerate launch``, mixed precision from its configuration)."""
+    from skorch.hf import AccelerateMixin
+
+    cls = type(f"Accelerated{net_class.__name__}", (AccelerateMixin, net_class), {})
+    cls._plain_class = net_class
+    return cls
+
+
+def _drop_accelerator(net, device):
+    """Turn a trained accelerated net back into its plain skorch class.
+
+    The accelerator (and the print function it lent the epoch table) cannot
+    be pickled; after training skorch has unwrapped the module, so the net
+    predicts and pickles like one trained without accelerate.
+    """
+    from accelerate.optimizer import AcceleratedOptimizer
+
+    for name in net._optimizers:
+        optimizer = getattr(net, name + "_")
+        if isinstance(optimizer, AcceleratedOptimizer):
+            setattr(net, name + "_", optimizer.optimizer)
+    for name in ("accelerator", "unwrap_after_train", "_wrapped_with_accelerator"):
+        vars(net).pop(name, None)
+    net.__class__ = type(net)._plain_class
+    net.callbacks__print_log__sink = print
+    for _, callback in net.callbacks_:
+        if hasattr(callback, "sink"):
+            callback.sink = print
+    net.device = device
+    return net
 
 
 def torch_seed(random_state):
@@ -413,6 +470,11 @@ class TorchEstimator(BaseEstimator):
         At ``verbose >= 1`` skorch prints its epoch table, headed by a line
         naming the estimator and what trains (``label``, e.g. "network 2 of
         4"), and a progress bar runs over each epoch's batches.
+
+        With ``device="accelerate"`` the same net trains through HF
+        accelerate (skorch's ``AccelerateMixin``): run the script with
+        ``accelerate launch`` for data-parallel training on several GPUs or
+        nodes; one plain process trains as without it.
         """
         from skorch import NeuralNetRegressor
         from skorch.callbacks import EarlyStopping, GradientNormClipping, LRScheduler
@@ -437,7 +499,15 @@ class TorchEstimator(BaseEstimator):
             callbacks.append(("early_stopping", EarlyStopping(
                 patience=patience, load_best=True, threshold=1e-4)))
         lr = kwargs.pop("lr", self.lr)  # (an estimator may resolve its own)
-        return (net_class or NeuralNetRegressor)(
+        net_class = net_class or NeuralNetRegressor
+        device = self.device_
+        if self.device == "accelerate":
+            # accelerate places the module and the batches on this process's
+            # device (skorch must not: device=None)
+            net_class = _accelerated(net_class)
+            kwargs["accelerator"] = _accelerate().Accelerator()
+            device = None
+        return net_class(
             module=module,
             criterion=criterion,
             optimizer=torch.optim.Adam,
@@ -447,7 +517,7 @@ class TorchEstimator(BaseEstimator):
             train_split=train_split,
             callbacks=callbacks,
             iterator_train__shuffle=True,
-            device=self.device_,
+            device=device,
             verbose=self.verbose,
             **kwargs,
         )
@@ -462,6 +532,8 @@ class TorchEstimator(BaseEstimator):
         a CPU-only machine.
         """
         net.fit(X, y)
+        if hasattr(type(net), "_plain_class"):
+            _drop_accelerator(net, self.device_)
         for _, callback in net.callbacks_:
             for name in ("best_model_weights_", "lr_scheduler_"):
                 if hasattr(callback, name):

@@ -184,7 +184,9 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
         decide, with a fixed draw of noise.
     batch_size : int, default=32
         Training mini-batch; inference also runs in chunks of it.
-    device : {"cpu", "cuda", "auto"}, default="cpu"
+    device : {"cpu", "cuda", "auto", "accelerate"}, default="cpu"
+        ``"accelerate"`` trains through HF accelerate (data-parallel
+        under ``accelerate launch``, see :ref:`scaling`).
     random_state : int, RandomState instance or None, default=None
         Seeds the weights, the training noise and ``score``'s noise.
     verbose : int, default=0

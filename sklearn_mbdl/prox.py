@@ -65,7 +65,7 @@ def nonneg_soft_threshold(x, threshold):
     return torch.relu(x - threshold)
 
 
-def prox_l1(x, threshold, positive=False):
+def prox_l1(x, threshold, positive=False, *, out=None):
     """Proximal map of the l1 norm, optionally restricted to ``x >= 0``.
 
     Dispatches to :func:`soft_threshold` or :func:`nonneg_soft_threshold`.
@@ -78,11 +78,29 @@ def prox_l1(x, threshold, positive=False):
         Non-negative threshold, broadcast against ``x``.
     positive : bool, default=False
         Also project on ``x >= 0``.
+    out : torch.Tensor, optional
+        A buffer of the shape of ``x`` (not ``x`` itself) to write the result
+        to, with no temporary tensor: inference loops that reuse their
+        buffers allocate nothing per step (not differentiable).
 
     Returns
     -------
     torch.Tensor
+        ``out`` when given.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_mbdl.prox import prox_l1
+    >>> x = torch.tensor([-2.0, 0.5, 3.0])
+    >>> prox_l1(x, 1.0, out=torch.empty(3))
+    tensor([-1.,  0.,  2.])
     """
+    if out is not None:
+        if positive:
+            return torch.sub(x, threshold, out=out).clamp_(min=0)
+        torch.abs(x, out=out).sub_(threshold).clamp_(min=0)
+        return torch.copysign(out, x, out=out)
     if positive:
         return nonneg_soft_threshold(x, threshold)
     return soft_threshold(x, threshold)

@@ -118,3 +118,74 @@ def test_tour_sparse_coding_row_is_measured():
     row = _tour_sparse_coding()
     assert row["method"] == "SparseCoder"
     assert "lasso_cd" in row["baseline"] and "faster" in row["verdict"]
+
+
+def _accelerate_cases():
+    from sklearn_mbdl import (BurstSuperResolver, DCEAEstimator, DetNetClassifier,
+                              LISTATransformer, PnPRestorer)
+    from sklearn_mbdl.datasets import make_mimo
+
+    X, _, D = make_sparse_coding(200, 8, 12, 2, noise=0.01, random_state=0)
+    Xm, ym, Hm = make_mimo(400, n_tx=2, n_rx=4, snr_db=10, random_state=0)
+    rng = np.random.RandomState(0)
+    images = np.clip(0.5 + 0.2 * rng.standard_normal((8, 12, 12)), 0, 1)
+    return [
+        (lambda **kw: LISTATransformer(D, n_layers=3, alpha=0.1, max_epochs=3,
+                                       validation_fraction=0.2, **kw),
+         (X,), {}, lambda est: est.transform(X)),
+        (lambda **kw: DetNetClassifier(n_layers=3, max_epochs=2, **kw),
+         (Xm, ym), {"channels": Hm},
+         lambda est: est.predict_soft(Xm, channels=Hm)),
+        (lambda **kw: DCEAEstimator(n_kernels=4, kernel_size=3, stride=2, n_layers=3,
+                                    peak=4, max_epochs=2, **kw),
+         (images,), {}, lambda est: est.predict(images * 4)),
+        (lambda **kw: PnPRestorer(max_epochs=2, batch_size=4, **kw),  # net_class
+         (images,), {}, lambda est: est.transform(images)),
+        (lambda **kw: BurstSuperResolver(2, 3, n_iter=1, max_epochs=1, **kw),
+         (images,), {}, None),
+    ]
+
+
+@pytest.mark.parametrize("case", range(5))
+def test_device_accelerate_trains_as_plain_training(case, monkeypatch):
+    """One CPU process through HF accelerate (skorch's AccelerateMixin)
+    trains the same network as plain training; the fitted estimator is a
+    plain one again (it pickles, e.g. to load on another machine)."""
+    accelerate = pytest.importorskip("accelerate")
+    import pickle
+
+    make, args, fit_kw, infer = _accelerate_cases()[case]
+    plain = make(random_state=0).fit(*args, **fit_kw)
+    backward = accelerate.Accelerator.backward
+    calls = []
+    def counted(self, loss, **kwargs):
+        calls.append(1)
+        return backward(self, loss, **kwargs)
+
+    monkeypatch.setattr(accelerate.Accelerator, "backward", counted)
+    accelerated = make(random_state=0, device="accelerate").fit(*args, **fit_kw)
+    assert calls, "the gradients did not go through the accelerator"
+    assert accelerated.device_ == "cpu"
+    np.testing.assert_allclose(accelerated.net_.history[:, "train_loss"],
+                               plain.net_.history[:, "train_loss"], rtol=1e-6)
+    for (name, a), b in zip(accelerated.net_.module_.state_dict().items(),
+                            plain.net_.module_.state_dict().values()):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-7,
+                                   err_msg=name)
+    restored = pickle.loads(pickle.dumps(accelerated))
+    assert type(restored.net_) is type(plain.net_)
+    if infer is not None:
+        np.testing.assert_allclose(infer(restored), infer(plain), rtol=1e-5, atol=1e-6)
+
+
+def test_device_accelerate_without_accelerate_names_the_extra(monkeypatch):
+    import sys
+
+    from sklearn_mbdl import LISTATransformer
+
+    monkeypatch.setitem(sys.modules, "accelerate", None)  # import fails
+    X, _, D = make_sparse_coding(50, 8, 12, 2, random_state=0)
+    with pytest.raises(ImportError, match=r"sklearn-mbdl\[accelerate\]"):
+        LISTATransformer(D, max_epochs=1, device="accelerate").fit(X)
+    with pytest.raises(ValueError, match="'accelerate'"):
+        resolve_device("tpu")

@@ -206,3 +206,43 @@ def test_simulated_rows_refreshed_every_epoch():
     np.testing.assert_array_equal(X[:6], 0.0)          # the user's rows untouched
     np.testing.assert_array_equal(X[6:], np.float32(seen[-1]))  # refilled
     assert callback.X is None and callback.simulate is None  # released after fit
+
+
+@pytest.mark.parametrize("tied, positive", [(False, False), (True, True)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_in_place_inference_is_the_network(sparse_problem, tied, positive, dtype):
+    """transform runs the layers in reused buffers (fast where glibc's mmap
+    threshold is pinned, as in Dask workers): the same values as the
+    module's forward, on several chunks and a shorter last one."""
+    import copy
+
+    import torch
+
+    from sklearn_mbdl.lista import _Buffers, _run_in_place
+    from sklearn_mbdl.solvers import ista, lasso_objective
+
+    X, _, D, alpha = sparse_problem
+    est = LISTATransformer(D, n_layers=4, alpha=alpha, tied=tied, positive=positive,
+                           max_epochs=3, lr=1e-2, random_state=0).fit(X)
+    module = est.net_.module_
+    Xt = torch.as_tensor(np.tile(X, (5, 1)).astype(dtype))  # 1500 rows: 2 chunks
+    with torch.no_grad():
+        expected = torch.func.functional_call(
+            module, {k: v.to(Xt.dtype) for k, v in module.state_dict().items()},
+            (Xt,))
+        # the guard: rows above the zero code's objective get ISTA's codes
+        Dt = module.dictionary.to(Xt.dtype)
+        bad = lasso_objective(Xt, expected, Dt, alpha) > 0.5 * (Xt * Xt).sum(1)
+        expected[bad] = ista(Xt[bad], Dt, alpha, max_iter=4, tol=0.0,
+                             positive=positive)[0]
+    # (ISTA on the guarded rows of each chunk: equal up to rounding)
+    np.testing.assert_allclose(est.transform(Xt.numpy()), expected.numpy(),
+                               rtol=1e-12, atol=0)
+    module = copy.deepcopy(module).to(Xt.dtype)
+    module.momentum.data.fill_(0.3)   # exercise the momentum term too
+    with torch.no_grad():
+        expected = module(Xt)
+        buffers = _Buffers(1024, module, "cpu", Xt.dtype)
+        for rows in (slice(0, 1024), slice(1024, 1500)):
+            got = _run_in_place(module, Xt[rows], 4, buffers)
+            np.testing.assert_array_equal(got.numpy(), expected[rows].numpy())

@@ -152,7 +152,9 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
         learn at ``100 * lr``.
     batch_size : int, default=16
         Training mini-batch; inference also runs in chunks of it.
-    device : {"cpu", "cuda", "auto"}, default="cpu"
+    device : {"cpu", "cuda", "auto", "accelerate"}, default="cpu"
+        ``"accelerate"`` trains through HF accelerate (data-parallel
+        under ``accelerate launch``, see :ref:`scaling`).
     random_state : int, RandomState instance or None, default=None
         Seeds the training simulation and ``score``'s bursts.
     verbose : int, default=0

@@ -106,7 +106,9 @@ class DCEAEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEsti
         Adam learning rate (annealed to 0 by a cosine schedule).
     batch_size : int, default=64
         Mini-batch size for training.
-    device : {"cpu", "cuda", "auto"}, default="cpu"
+    device : {"cpu", "cuda", "auto", "accelerate"}, default="cpu"
+        ``"accelerate"`` trains through HF accelerate (data-parallel
+        under ``accelerate launch``, see :ref:`scaling`).
     random_state : int, RandomState instance or None, default=None
         Seeds the initial filters, the noise simulation and the shuffling.
     verbose : int, default=0

@@ -89,7 +89,9 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         operations per transmission, whatever the noise. 0 returns DetNet's decisions; with BPSK and
         ``list_users = n_tx`` it is exact maximum likelihood by brute force.
         ``predict_proba`` and ``predict_soft`` stay the network's output.
-    device : {"cpu", "cuda", "auto"}, default="cpu"
+    device : {"cpu", "cuda", "auto", "accelerate"}, default="cpu"
+        ``"accelerate"`` trains through HF accelerate (data-parallel
+        under ``accelerate launch``, see :ref:`scaling`).
     random_state : int, RandomState instance or None, default=None
     verbose : int, default=0
         1 prints skorch's epoch table (with the validation symbol accuracy).

@@ -146,7 +146,9 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
     max_epochs : int, default=10
     lr : float, default=1e-3
     batch_size : int, default=64
-    device : {"cpu", "cuda", "auto"}, default="cpu"
+    device : {"cpu", "cuda", "auto", "accelerate"}, default="cpu"
+        ``"accelerate"`` trains through HF accelerate (data-parallel
+        under ``accelerate launch``, see :ref:`scaling`).
     random_state : int, RandomState instance or None, default=None
     verbose : int, default=0
 
