@@ -246,3 +246,34 @@ def test_in_place_inference_is_the_network(sparse_problem, tied, positive, dtype
         for rows in (slice(0, 1024), slice(1024, 1500)):
             got = _run_in_place(module, Xt[rows], 4, buffers)
             np.testing.assert_array_equal(got.numpy(), expected[rows].numpy())
+
+
+def _overcomplete_dct(n_features, n_components):
+    """Cosines at evenly spaced frequencies: a coherent, structured family
+    (neighbouring atoms nearly parallel), unlike the Gaussian one above."""
+    freq = np.arange(n_components)[:, None] * n_features / n_components
+    D = np.cos(np.pi * freq * (np.arange(n_features) + 0.5) / n_features)
+    return D / np.linalg.norm(D, axis=1, keepdims=True)
+
+
+def test_lista_on_a_coherent_dct_dictionary():
+    """A second dictionary family (overcomplete DCT, mutual coherence 0.9):
+    8 trained layers beat 8 FISTA iterations on held-out rows by 2 dB
+    (3.2 dB when written; trained on the 600 rows alone, without simulated
+    signals, they lose to FISTA by 0.5 dB)."""
+    rng = np.random.RandomState(0)
+    D = _overcomplete_dct(16, 32)
+    codes = np.zeros((800, 32))
+    support = np.argsort(rng.rand(800, 32), axis=1)[:, :3]
+    np.put_along_axis(codes, support, rng.standard_normal((800, 3)), axis=1)
+    X = codes @ D + 0.01 * rng.standard_normal((800, 16))
+    alpha = 0.05 * float(np.abs(X @ D.T).max())
+    X_train, X_test = X[:600], X[600:]
+    model = LISTATransformer(D, n_layers=8, alpha=alpha, max_epochs=30,
+                             random_state=0).fit(X_train)
+    reference = sparse_encode(X_test, D, alpha=alpha)
+    lista_error = nmse_db(reference, model.transform(X_test))
+    fista_codes, _ = fista(torch.tensor(X_test), torch.tensor(D), alpha,
+                           max_iter=8, tol=0.0)
+    fista_error = nmse_db(reference, fista_codes.numpy())
+    assert lista_error < fista_error - 2.0, (lista_error, fista_error)
