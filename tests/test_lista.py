@@ -235,9 +235,11 @@ def test_in_place_inference_is_the_network(sparse_problem, tied, positive, dtype
         bad = lasso_objective(Xt, expected, Dt, alpha) > 0.5 * (Xt * Xt).sum(1)
         expected[bad] = ista(Xt[bad], Dt, alpha, max_iter=4, tol=0.0,
                              positive=positive)[0]
-    # (ISTA on the guarded rows of each chunk: equal up to rounding)
+    # (ISTA on the guarded rows of each chunk: equal up to rounding, which
+    # float32 shows at its own precision)
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
     np.testing.assert_allclose(est.transform(Xt.numpy()), expected.numpy(),
-                               rtol=1e-12, atol=0)
+                               rtol=rtol, atol=0)
     module = copy.deepcopy(module).to(Xt.dtype)
     module.momentum.data.fill_(0.3)   # exercise the momentum term too
     with torch.no_grad():
