@@ -83,7 +83,7 @@ def _tour_lista():
     reference = sparse_encode(X_test, D, alpha=alpha)
     Z_fista, _ = fista(torch.tensor(X_test), torch.tensor(D), alpha,
                        max_iter=16, tol=0.0)
-    lista = LISTATransformer(D, n_layers=16, alpha=alpha, max_epochs=20,
+    lista = LISTATransformer(D, n_layers=16, alpha=alpha, max_epochs=40,
                              random_state=0).fit(X_train)
     base = nmse_db(reference, Z_fista.numpy())
     ours = nmse_db(reference, lista.transform(X_test))

@@ -176,14 +176,14 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
     lr : float, default=None
         Adam learning rate (cosine schedule to 0); None takes 3e-4 when
         fine-tuning the shipped network, 1e-3 when training from scratch.
+    batch_size : int, default=32
+        Training mini-batch; inference also runs in chunks of it.
     validation_fraction : float, default=0.1
         With ``pretrained=True``, the share of the images of ``X`` held
         out (at least 2 images) to pick the best epoch and to decide between
         the fine-tuned and the shipped network, on a fixed draw of noise
         levels in [0, 0.2]. Without enough images, the training images
         decide, with a fixed draw of noise.
-    batch_size : int, default=32
-        Training mini-batch; inference also runs in chunks of it.
     device : {"cpu", "cuda", "auto", "accelerate"}, default="cpu"
         ``"accelerate"`` trains through HF accelerate (data-parallel
         under ``accelerate launch``, see :ref:`scaling`).

@@ -269,7 +269,5 @@ def test_burst_warns_on_images_far_outside_unit_range():
     with pytest.warns(UserWarning, match="divide by 255"):
         est = BurstSuperResolver(2, 3, n_iter=1, max_epochs=1, prior="tv",
                                  random_state=0).fit(255 * images)
-    est = BurstSuperResolver(2, 3, n_iter=1, max_epochs=1, prior="tv",
-                             random_state=0).fit(images)
     with pytest.warns(UserWarning, match="bursts"):
-        est.transform(255 * est.simulate(images))
+        est.transform(est.simulate(255 * images))
