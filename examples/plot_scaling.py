@@ -142,4 +142,6 @@ accelerated = LISTATransformer(D, alpha=alpha, n_layers=4, max_epochs=5,
 print("trained on", accelerated.device_, "- same codes as plain training:",
       np.allclose(accelerated.transform(X), plain.transform(X)))
 
+cluster = client.cluster
 client.close()
+cluster.close()
