@@ -10,8 +10,12 @@ transform of rows, images and bursts held in Dask arrays block by block
 ``accelerate launch``).
 
 The cluster below runs its two workers as threads of this process
-(``processes=False``) so that the example runs anywhere; a real cluster
-only changes the first call (see :ref:`scaling`).
+(``processes=False``) so that the example starts fast; a real cluster only
+changes the first call (see :ref:`scaling`). Fits in threads of one process
+take turns on torch's global random state, so they are reproducible but do
+not train in parallel: give each worker process one thread for searches
+over trained estimators (the default of
+:func:`~sklearn_mbdl.scaling.dask_client`).
 """
 
 import time
@@ -67,7 +71,9 @@ for params, score in zip(search.cv_results_["params"],
     step = params["code"]
     depth = params.get("code__max_iter", params.get("code__n_layers"))
     print(f"{type(step).__name__:>18} ({depth:>2}): {score:.4f}")
-print("best:", type(search.best_params_["code"]).__name__, search.best_params_)
+best = search.best_params_
+print("best:", type(best["code"]).__name__,
+      {k: v for k, v in best.items() if k != "code"})
 local = GridSearchCV(Pipeline([("code", SparseCoder(D))]), grid, cv=2,
                      scoring=lasso_score).fit(X)
 print("same scores as n_jobs=1:",
@@ -136,4 +142,6 @@ accelerated = LISTATransformer(D, alpha=alpha, n_layers=4, max_epochs=5,
 print("trained on", accelerated.device_, "- same codes as plain training:",
       np.allclose(accelerated.transform(X), plain.transform(X)))
 
+cluster = client.cluster
 client.close()
+cluster.close()

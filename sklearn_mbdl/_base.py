@@ -13,6 +13,7 @@
 import contextlib
 import numbers
 import sys
+import threading
 import warnings
 
 import numpy as np
@@ -101,6 +102,10 @@ def _accelerated(net_class):
     return cls
 
 
+def _no_print(*args, **kwargs):
+    """The epoch table's sink when ``verbose=0`` under accelerate."""
+
+
 def _drop_accelerator(net, device):
     """Turn a trained accelerated net back into its plain skorch class.
 
@@ -130,17 +135,25 @@ def torch_seed(random_state):
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
+# torch's random state is global to the process: two fits in threads of one
+# process (a threaded Dask worker, joblib's threading backend) would draw
+# from it in turn and neither would be reproducible
+_SEEDED = threading.RLock()
+
+
 @contextlib.contextmanager
 def seeded(seed, device="cpu"):
     """Run a block with torch seeded by ``seed``, restoring the global state.
 
     Everything drawn inside (weight init, dropout, shuffling) is reproducible
-    and the caller's random state is untouched afterwards.
+    and the caller's random state is untouched afterwards. Blocks in
+    different threads of one process take turns (torch's random state is
+    the process's): fits in threads give the results of sequential fits.
     """
     devices = []
     if str(device).startswith("cuda") and torch.cuda.is_available():
         devices = [torch.device(device).index or 0]
-    with torch.random.fork_rng(devices=devices):
+    with _SEEDED, torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
 
@@ -505,7 +518,12 @@ class TorchEstimator(BaseEstimator):
             # accelerate places the module and the batches on this process's
             # device (skorch must not: device=None)
             net_class = _accelerated(net_class)
-            kwargs["accelerator"] = _accelerate().Accelerator()
+            accelerator = _accelerate().Accelerator()
+            kwargs["accelerator"] = accelerator
+            # the epoch table on the main process only, and only if verbose
+            # (skorch calls a sink other than print whatever verbose says)
+            kwargs["callbacks__print_log__sink"] = (
+                accelerator.print if self.verbose else _no_print)
             device = None
         return net_class(
             module=module,

@@ -189,3 +189,38 @@ def test_device_accelerate_without_accelerate_names_the_extra(monkeypatch):
         LISTATransformer(D, max_epochs=1, device="accelerate").fit(X)
     with pytest.raises(ValueError, match="'accelerate'"):
         resolve_device("tpu")
+
+
+def test_fits_in_threads_are_reproducible():
+    """Two fits in threads of one process (a threaded Dask worker, joblib's
+    threading backend) give the weights of sequential fits: they take turns
+    on torch's global random state (before, concurrent fits interleaved
+    their draws and the search's scores changed from run to run)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sklearn_mbdl import LISTATransformer
+
+    X, _, D = make_sparse_coding(200, 8, 12, 2, noise=0.01, random_state=0)
+
+    def fit(seed):
+        est = LISTATransformer(D, n_layers=3, alpha=0.1, max_epochs=3,
+                               random_state=seed).fit(X)
+        return est.net_.module_.weight.detach().numpy()
+
+    sequential = [fit(seed) for seed in (0, 1, 0, 1)]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(fit, (0, 1, 0, 1)))
+    for a, b in zip(threaded, sequential):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_device_accelerate_is_quiet_unless_verbose(capsys):
+    pytest.importorskip("accelerate")
+    from sklearn_mbdl import LISTATransformer
+
+    X, _, D = make_sparse_coding(100, 8, 12, 2, random_state=0)
+    LISTATransformer(D, n_layers=2, max_epochs=2, device="accelerate").fit(X)
+    assert capsys.readouterr().out == ""
+    LISTATransformer(D, n_layers=2, max_epochs=2, device="accelerate",
+                     verbose=1).fit(X)
+    assert "train_loss" in capsys.readouterr().out
