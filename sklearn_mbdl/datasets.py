@@ -686,10 +686,14 @@ def make_adi_cube(n_frames=48, image_size=64, *, rotation_range=60.0, n_planets=
     random phase screens) and a small part that changes from frame to frame;
     ``speckle_decorrelation`` is the share of the aberration that evolves.
     The images receive photon (Poisson) and read (Gaussian) noise. The
-    companions sit at fixed positions on the sky; frame ``k`` sees the sky
-    turned by ``angles[k]`` degrees (:func:`sklearn_mbdl.operators.rotate`,
-    counterclockwise with ``origin="lower"``), so derotating frame ``k`` by
-    ``-angles[k]`` brings every companion back to its sky position.
+    companions sit at fixed positions on the sky. The angles follow
+    vip-hci's convention: frame ``k`` sees the sky turned clockwise by
+    ``angles[k]`` degrees (as displayed with ``origin="lower"``), a
+    companion at position angle ``theta`` appears at ``theta - angles[k]``,
+    and derotating frame ``k`` counterclockwise by ``angles[k]``
+    (:func:`sklearn_mbdl.exoplanet.derotate`,
+    ``vip_hci.preproc.cube_derotate``) brings every companion back to its
+    sky position.
 
     Intensities are in units of the star's off-axis peak: a companion of
     ``flux`` 1e-4 has a peak ten thousand times fainter than the star.
@@ -732,7 +736,7 @@ def make_adi_cube(n_frames=48, image_size=64, *, rotation_range=60.0, n_planets=
     -------
     cube : ndarray of shape (n_frames, image_size, image_size)
     angles : ndarray of shape (n_frames,)
-        Parallactic angles in degrees.
+        Parallactic angles in degrees (vip-hci's convention).
     planets : structured ndarray of shape (n_planets,)
         Fields ``x``, ``y`` (column and row of the companion in the
         derotated frame, in pixels), ``separation`` (pixels from the star),
@@ -812,7 +816,7 @@ def make_adi_cube(n_frames=48, image_size=64, *, rotation_range=60.0, n_planets=
     yy, xx = np.mgrid[:n, :n]
     radius = np.hypot(xx - centre, yy - centre)
     residual = frames - np.median(frames, axis=0)
-    derotated = rotate(torch.from_numpy(residual), torch.from_numpy(-angles)).numpy()
+    derotated = rotate(torch.from_numpy(residual), torch.from_numpy(angles)).numpy()
     cadi = derotated.mean(axis=0)
 
     def noise_at(sep):
@@ -855,7 +859,8 @@ def make_adi_cube(n_frames=48, image_size=64, *, rotation_range=60.0, n_planets=
         sky += flux * focal(pupil * tilt * shift) / peak
     companions = np.zeros_like(frames)
     if n_planets:
-        companions = rotate(torch.from_numpy(sky), torch.from_numpy(angles),
+        # vip-hci's convention: the sky turns clockwise by the angle
+        companions = rotate(torch.from_numpy(sky), torch.from_numpy(-angles),
                             mode="bicubic").numpy()
     speckles = frames
     frames = speckles + companions

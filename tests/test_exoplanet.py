@@ -58,7 +58,7 @@ def test_make_adi_cube_puts_planets_where_it_says():
 
 def test_trajectory_follows_rotation():
     """The model's companion signature agrees with derotation (both use
-    operators.rotate's convention)."""
+    vip-hci's angle convention)."""
     angles = np.linspace(-30, 30, 5)
     psf = torch.ones(1, 1, dtype=torch.float64)
     position = torch.tensor([[20.0, 10.0]], dtype=torch.float64)
@@ -258,3 +258,55 @@ def test_ring_atoms_cover_every_pixel():
     gram = np.einsum("rcn,rdn->rcd", atoms, atoms)
     np.testing.assert_allclose(gram, np.broadcast_to(np.eye(3), gram.shape), atol=1e-5)
     assert centres[0] == 0
+
+
+# ----- vip-hci's angle convention, checked against vip-hci itself ----------
+def _vip_injected(n_frames=16, size=41, rotation=(10.0, 70.0), flux=200.0,
+                  radius=11.0, theta=35.0, seed=0):
+    """Noise frames with one companion injected by vip-hci at ``(radius,
+    theta)`` (an odd frame: vip-hci's centre is ours)."""
+    fm = pytest.importorskip("vip_hci.fm")
+    from sklearn_mbdl.exoplanet import gaussian_psf
+
+    rng = np.random.RandomState(seed)
+    angles = np.linspace(*rotation, n_frames)
+    psf = gaussian_psf(FWHM, (11, 11))
+    cube = rng.standard_normal((n_frames, size, size))
+    cube = fm.cube_inject_companions(cube, psf, angles, flevel=flux,
+                                     rad_dists=[radius], theta=theta, verbose=False)
+    c = (size - 1) / 2
+    where = (c + radius * np.cos(np.deg2rad(theta)),
+             c + radius * np.sin(np.deg2rad(theta)))
+    return cube, angles, psf, where
+
+
+def _peak(image):
+    row, col = np.unravel_index(np.argmax(image), image.shape)
+    return col, row
+
+
+def test_derotate_agrees_with_vip_cube_derotate():
+    preproc = pytest.importorskip("vip_hci.preproc")
+    cube, angles, _, (x, y) = _vip_injected()
+    smooth = np.stack([np.exp(-((np.arange(41)[None] - 28 + k) ** 2
+                                + (np.arange(41)[:, None] - 14) ** 2) / 20.0)
+                       for k in range(len(angles))])
+    ours = derotate(smooth, angles)
+    theirs = preproc.cube_derotate(smooth, angles, imlib="skimage",
+                                   interpolation="biquintic")
+    assert np.abs(ours - theirs).max() < 0.05 * smooth.max()   # interpolation
+    # the injected companion comes back where vip-hci put it
+    assert _peak(derotate(cube, angles).mean(0)) == (round(x), round(y))
+
+
+def test_maps_find_a_vip_injected_companion_where_vip_put_it():
+    cube, angles, psf, (x, y) = _vip_injected()
+    target = (round(x), round(y))
+    assert _peak(pca_adi(cube, angles, 2)) == target
+    flux, sigma = paco_map(cube, angles, psf, patch_size=5)
+    assert _peak(np.where(search_field(flux.shape, FWHM), flux / sigma, 0)) == target
+    est = ExoplanetSeparator(psf, max_epochs=1, random_state=0).fit(cube, angles=angles)
+    snr = est.detection_map(cube, angles=angles)
+    assert _peak(snr) == target and snr.max() > 5
+    # in the mirrored convention the companion is smeared away from it
+    assert _peak(est.detection_map(cube, angles=-angles)) != target

@@ -97,8 +97,14 @@ class ExoplanetSeparator(TransformerMixin, TorchEstimator):
     fluxes of given companions for self-subtraction.
 
     Samples are frames: ``X`` is ``(n_frames, h * w)`` (or ``(n_frames, h,
-    w)``), the parallactic ``angles`` are metadata of ``fit``,
-    ``transform``, ``flux_map``, ``detection_map`` and ``find_companions``.
+    w)``), the parallactic ``angles`` (degrees) are metadata of ``fit``,
+    ``transform``, ``flux_map``, ``detection_map``, ``photometry`` and
+    ``find_companions``. They follow vip-hci's convention (the parallactic
+    angles of the FITS headers, as ``vip_hci.fm.cube_inject_companions``
+    and ``vip_hci.preproc.cube_derotate`` take them): frame ``k`` sees the
+    sky turned clockwise by ``angles[k]`` (as displayed with
+    ``origin="lower"``, the star at ``((w - 1) / 2, (h - 1) / 2)``), and
+    derotating it counterclockwise by ``angles[k]`` gives the sky.
     With ``angles=None`` the frames are unrotated (all angles 0): the model
     is still a valid speckle/background separator. With ``image_shape=None``
     and 2-D ``X``, a frame of ``n`` features is a square image when ``n`` is
@@ -282,7 +288,8 @@ class ExoplanetSeparator(TransformerMixin, TorchEstimator):
         y : None
             Ignored.
         angles : array-like of shape (n_frames,), default=None
-            Parallactic angles in degrees (0 for every frame when None).
+            Parallactic angles in degrees, vip-hci's convention (see the
+            class notes); 0 for every frame when None.
 
         Returns
         -------
@@ -491,8 +498,11 @@ class ExoplanetSeparator(TransformerMixin, TorchEstimator):
                     with torch.no_grad():
                         values = module.flux(trial, shared=shared).numpy()
                     positions[i] = positions[i] + grid[np.argmax(values)]
+                # the start of the second cleaning: the flux in the science
+                # cube under the cleaned model (the module's own cube is
+                # the cleaned one, which holds no companion)
                 with torch.no_grad():
-                    found = module.flux(torch.as_tensor(positions)).numpy()
+                    found = module.flux(torch.as_tensor(positions), shared=shared).numpy()
                 found, _, _ = self._cleaned_fluxes(cube, args, positions, found)
         if refine:
             return found * self.scale_, positions
