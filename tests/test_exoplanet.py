@@ -249,6 +249,11 @@ def test_bad_input(bright):
         ExoplanetSeparator(static_speckles="median").fit(cube)
     with pytest.raises(ValueError, match="image_shape"):
         ExoplanetSeparator(image_shape=(3, 3)).fit(cube.reshape(24, -1))
+    with pytest.raises(ValueError, match="at least 4 frames"):
+        ExoplanetSeparator(psf).fit(cube[:3], angles=angles[:3])
+    # 4 degrees: less than one FWHM of motion at the inner edge (4 px)
+    with pytest.warns(UserWarning, match="less than one FWHM"):
+        ExoplanetSeparator(psf).fit(cube, angles=np.linspace(0, 4, 24))
 
 
 def test_ring_atoms_cover_every_pixel():
@@ -353,3 +358,22 @@ def test_physical_cube_is_seeded_and_holds_its_truth(physical):
         make_physical_adi_cube(8, 48)
     with pytest.raises(ValueError, match="coronagraph"):
         make_physical_adi_cube(8, 49, coronagraph="apodizer")
+
+
+def test_physical_cube_bright_companion_found_with_its_flux(physical):
+    """The defaults on a cube of the physical-optics simulator: the bright
+    companion is found where vip-hci injected it, with its flux within 20%
+    (photometry corrected for self-subtraction); the planet-free twin
+    gives no detection and a calibrated map."""
+    cube, angles, planets, psf, _, empty = physical
+    p = planets[0]
+    est = ExoplanetSeparator(psf, random_state=0).fit(cube, angles=angles)
+    found = est.find_companions(cube, angles=angles, threshold=5.0)
+    assert len(found) == 1
+    assert np.hypot(found["x"][0] - p["x"], found["y"][0] - p["y"]) <= 1.5
+    assert found["flux"][0] / p["flux"] == pytest.approx(1.0, abs=0.2)
+    clean = ExoplanetSeparator(psf, random_state=0).fit(empty, angles=angles)
+    assert len(clean.find_companions(empty, angles=angles, threshold=5.0)) == 0
+    snr = clean.detection_map(empty, angles=angles)
+    field = search_field(snr.shape, FWHM)
+    assert 0.6 < snr[field].std() < 1.4
