@@ -377,3 +377,21 @@ def test_physical_cube_bright_companion_found_with_its_flux(physical):
     snr = clean.detection_map(empty, angles=angles)
     field = search_field(snr.shape, FWHM)
     assert 0.6 < snr[field].std() < 1.4
+
+
+def test_auto_static_speckles_follow_the_symmetry_of_the_data(bright, physical):
+    """``static_speckles="auto"`` takes the mirror pixel's mean where the
+    speckles are point-symmetric (make_adi_cube's idealised optics) and the
+    pixel's own mean where they are not (amplitude aberrations, spiders, a
+    vortex coronagraph)."""
+    from sklearn_mbdl.exoplanet._model import symmetric_annuli
+
+    def share(cube):
+        n, h, w = cube.shape
+        _, masks, nearest, _ = ring_geometry((h, w), FWHM, (5, 5))
+        field = search_field((h, w), FWHM).ravel()
+        mirror = symmetric_annuli(torch.as_tensor(cube.reshape(n, -1)), nearest, "auto")
+        return mirror[nearest][field].mean()
+
+    assert share(bright[0]) > 0.7
+    assert share(physical[0]) < 0.3
