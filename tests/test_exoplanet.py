@@ -71,12 +71,14 @@ def test_trajectory_follows_rotation():
 
 def test_untrained_model_recovers_a_modelled_companion(bright):
     """Untrained, the network is block coordinate descent on the joint fit:
-    a companion with the model's signature, absent from the atoms, comes
-    back with its flux."""
+    a companion with the model's signature, absent from the atoms and from
+    the static speckles (taken at the mirror pixel), comes back with its
+    flux."""
     _, angles, _, psf, empty = bright
     cube = empty.reshape(24, -1) / empty.std()
     args = dict(cube=cube, angles=angles, psf=psf, image_shape=(40, 40),
-                patch_shape=(7, 7), fwhm=FWHM, n_components=4, n_layers=20)
+                patch_shape=(7, 7), fwhm=FWHM, n_components=4, n_layers=20,
+                static_speckles="mirror")
     module = LocalADISeparator(**args).double()
     where = torch.tensor([[30.0, 22.0], [12.0, 15.0]], dtype=torch.float64)
     with torch.no_grad():
@@ -373,10 +375,9 @@ def test_physical_cube_bright_companion_found_with_its_flux(physical):
     assert np.hypot(found["x"][0] - p["x"], found["y"][0] - p["y"]) <= 1.5
     assert found["flux"][0] / p["flux"] == pytest.approx(1.0, abs=0.2)
     clean = ExoplanetSeparator(psf, random_state=0).fit(empty, angles=angles)
-    assert len(clean.find_companions(empty, angles=angles, threshold=5.0)) == 0
     snr = clean.detection_map(empty, angles=angles)
     field = search_field(snr.shape, FWHM)
-    assert 0.6 < snr[field].std() < 1.4
+    assert snr.max() < 5.0 and 0.6 < snr[field].std() < 1.4
 
 
 def test_auto_static_speckles_follow_the_symmetry_of_the_data(bright, physical):

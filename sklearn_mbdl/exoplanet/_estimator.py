@@ -196,17 +196,17 @@ class ExoplanetSeparator(TransformerMixin, TorchEstimator):
         ``nets_[0]`` (it also gives :meth:`transform` its background model).
     trained_error_, start_error_ : float
         Squared error (S/N units) on held-out injections of the kept and of
-        the untrained networks, mean over the quadrants.
+        the untrained networks, mean over the quadrants (NaN untrained).
     n_candidates_ : int
         Candidate companions (S/N above 3 in the untrained map) whose
-        surroundings were left out of training.
+        surroundings were left out of training (0 untrained).
     image_shape_ : (int, int)
     psf_ : ndarray
     scale_ : float
         Data scale the model works in (the cube's standard deviation).
     noise_scale_ : ndarray of shape (n_rings,)
         Standard deviation of the untrained flux estimate in each annulus,
-        the unit of the training targets.
+        the unit of the training targets (ones untrained).
     n_features_in_ : int
     device_ : str
 
@@ -364,6 +364,8 @@ class ExoplanetSeparator(TransformerMixin, TorchEstimator):
                     patch_shape=self._patch_shape(shape), fwhm=self.fwhm,
                     n_components=min(self.n_components, X.shape[0]),
                     n_layers=self.n_layers, static_speckles=self.static_speckles)
+        if not self.max_epochs:
+            return self._fit_untrained(args)
         positions = self._positions(shape)
         # the untrained model (atoms: the SVD of the annuli) maps the cube;
         # the surroundings of its candidate companions (S/N above 3) are
@@ -403,9 +405,7 @@ class ExoplanetSeparator(TransformerMixin, TorchEstimator):
         module_kw = {f"module__{k}": v for k, v in args.items()}
         initial = LocalADISeparator(**args).state_dict()
         self.nets_, errors, n_kept = [], [], 0
-        # untrained (max_epochs=0), the four networks would be the same
-        # model: one maps every quadrant
-        n_folds = 4 if self.max_epochs else 1
+        n_folds = 4
         for fold in range(n_folds):
             own = positions[sectors == fold]
             mapped = positions[sectors == (fold + 2) % 4]
@@ -428,18 +428,11 @@ class ExoplanetSeparator(TransformerMixin, TorchEstimator):
                     LocalADISeparator, criterion=nn.MSELoss, callbacks=callbacks,
                     valid=(X_valid, y_valid), patience=5,
                     optimizer__param_groups=groups, **module_kw)
-                if self.max_epochs:
-                    self._train(self.net_, X_fit, y_fit)
-                else:                   # the model-based separator, untrained
-                    self.net_.initialize()
+                self._train(self.net_, X_fit, y_fit)
             X_check = to_tensor(X_valid, self._inference_device())
-            if self.max_epochs:
-                kept, trained, untrained = self._keep_better_of(
-                    {k: v.to(self._inference_device()) for k, v in initial.items()},
-                    lambda: self._error(X_check, y_valid))
-            else:
-                kept, trained = True, self._error(X_check, y_valid)
-                untrained = trained
+            kept, trained, untrained = self._keep_better_of(
+                {k: v.to(self._inference_device()) for k, v in initial.items()},
+                lambda: self._error(X_check, y_valid))
             self.nets_.append(self.net_)
             errors.append((trained, untrained))
             n_kept += kept
@@ -448,8 +441,22 @@ class ExoplanetSeparator(TransformerMixin, TorchEstimator):
         if n_kept < n_folds:
             warnings.warn(
                 f"ExoplanetSeparator: training did not improve the flux estimates "
-                f"on held-out injections for {4 - n_kept} of the 4 quadrants' "
+                f"on held-out injections for {n_folds - n_kept} of the 4 quadrants' "
                 "networks; they keep the untrained model.", UserWarning)
+        return self
+
+    def _fit_untrained(self, args):
+        """``max_epochs=0``: the model-based separator, one network that maps
+        every position; no injections, so no held-out error."""
+        module_kw = {f"module__{k}": v for k, v in args.items()}
+        with seeded(self._seed, self.device_):
+            self.net_ = self._make_net(LocalADISeparator, criterion=nn.MSELoss,
+                                       **module_kw)
+            self.net_.initialize()
+        self.nets_ = [self.net_]
+        self.n_candidates_ = 0
+        self.noise_scale_ = self.net_.module_.noise_scale.cpu().numpy().astype(float)
+        self.trained_error_ = self.start_error_ = float("nan")
         return self
 
     @staticmethod
