@@ -976,11 +976,13 @@ def make_physical_adi_cube(n_frames=48, image_size=65, *, rotation_range=60.0,
                 or not np.isfinite(value) or value < 0:
             raise ValueError(f"{name} must be a non-negative number, got {value!r}.")
     if not 2.0 <= fwhm <= image_size / 6:
-        raise ValueError(f"fwhm must be between 2 and image_size / 6 pixels, got {fwhm!r}.")
+        raise ValueError(
+            f"fwhm must be between 2 and image_size / 6 pixels, got {fwhm!r}.")
     if star_photons <= 0:
         raise ValueError(f"star_photons must be positive, got {star_photons!r}.")
     if coronagraph not in ("vortex", "lyot"):
-        raise ValueError(f"coronagraph must be 'vortex' or 'lyot', got {coronagraph!r}.")
+        raise ValueError(
+            f"coronagraph must be 'vortex' or 'lyot', got {coronagraph!r}.")
     if separations is not None:
         separations = tuple(float(s) for s in separations)
         if len(separations) != 2:

@@ -97,8 +97,8 @@ class ExoplanetSeparator(TransformerMixin, TorchEstimator):
     that are static up to a drift the patch covariances absorb, and a
     companion that moves by at least one FWHM over the sequence (``fit``
     warns otherwise); point-symmetric speckles only where the data show
-    them (``static_speckles="auto"``). With ``max_epochs > 0``, ``fit`` also learns from the
-    science cube itself: synthetic companions of known flux are injected at
+    them (``static_speckles="auto"``). With ``max_epochs > 0``, ``fit`` also
+    learns from the science cube itself: synthetic companions of known flux are injected at
     random positions and the dictionary, thresholds and step sizes are
     trained through skorch to recover their fluxes (labels); the
     surroundings of candidate companions are left out of training, and the

@@ -46,7 +46,8 @@ def _power_law_screen(rng, n, exponent, inside):
     fx, fy = np.meshgrid(f, f)
     radius = np.hypot(fx, fy)
     amplitude = np.where(radius > 0, np.maximum(radius, 0.5) ** (exponent / 2), 0.0)
-    noise = rng.standard_normal((2 * n, 2 * n)) + 1j * rng.standard_normal((2 * n, 2 * n))
+    shape = (2 * n, 2 * n)
+    noise = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
     screen = np.fft.ifft2(amplitude * noise).real[:n, :n].ravel()
     screen = screen - screen[inside].mean()
     return screen / screen[inside].std()
@@ -128,7 +129,8 @@ def simulate_physical_adi(n_frames, image_size, *, rotation_range, n_planets,
     angles = np.linspace(-rotation_range / 2, rotation_range / 2, n_frames)
     size = 2 * int(np.ceil(2 * fwhm)) + 1
     c = n // 2
-    psf = off_axis[c - size // 2:c + size // 2 + 1, c - size // 2:c + size // 2 + 1] / peak
+    crop = slice(c - size // 2, c + size // 2 + 1)
+    psf = off_axis[crop, crop] / peak
 
     def noisy(expected):
         counts = rng.poisson(np.clip(expected, 0, None) * star_photons).astype(float)
