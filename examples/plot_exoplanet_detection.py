@@ -7,15 +7,16 @@ sky, and any companion, turns with the parallactic angles. PCA-ADI removes
 the speckles with the cube's principal components, and part of the
 companion with them (self-subtraction).
 :class:`~sklearn_mbdl.ExoplanetSeparator` fits the seed's local model
-``y = x + alpha H(p) + noise`` instead (static speckles taken from the
-pixel symmetric about the star, which a companion does not reach, a local
-Gaussian noise model as in PACO, and a companion whose signature follows
-the rotation), unrolled and trained on companions injected into the cube
-itself (see :ref:`exoplanet`).
+``y = x + alpha H(p) + noise`` instead (static speckles chosen from the
+data: on this simulator's point-symmetric speckles, taken from the pixel
+symmetric about the star, which a companion does not reach; a local
+Gaussian noise model as in PACO; and a companion whose signature follows
+the rotation). By default it is model-based (no training: on held-out
+cubes training did not improve on the model, see :ref:`exoplanet`).
 
-This example keeps the training short (3 epochs) so that it runs in well
-under a minute; ``benchmarks/exoplanet.py`` runs the default settings on ten
-held-out cubes (see ``benchmarks/RESULTS.md``).
+``benchmarks/exoplanet.py`` runs the defaults on held-out cubes of this
+simulator and of a physical-optics one
+(:func:`~sklearn_mbdl.datasets.make_physical_adi_cube`).
 """
 
 # %%
@@ -42,12 +43,12 @@ print(planets[["x", "y", "separation", "flux"]])
 # %%
 # PCA-ADI and the separator
 # -------------------------
-# PCA-ADI with 5 components; the separator with its defaults but 3 epochs.
+# PCA-ADI with 5 components; the separator with its defaults.
 # Its detection map is the flux map over its standard deviation under the
 # noise model: 5 means 5 sigma.
 
 residual = pca_adi(cube, angles, 5)
-separator = ExoplanetSeparator(psf, fwhm=FWHM, max_epochs=3, random_state=0)
+separator = ExoplanetSeparator(psf, fwhm=FWHM, random_state=0)
 separator.fit(cube, angles=angles)
 flux = separator.flux_map(cube, angles=angles)
 detection = separator.detection_map(cube, angles=angles)
@@ -72,7 +73,7 @@ maps_pca, maps_ours, truth = [], [], []
 for seed in (11, 12):
     c, a, pl, ps = make_adi_cube(48, 64, n_planets=3, random_state=seed)
     est = separator if seed == 11 else ExoplanetSeparator(
-        ps, fwhm=FWHM, max_epochs=3, random_state=0).fit(c, angles=a)
+        ps, fwhm=FWHM, random_state=0).fit(c, angles=a)
     maps_ours.append(est.detection_map(c, angles=a))
     maps_pca.append(snr_map(pca_adi(c, a, 5), FWHM))
     truth.append(np.stack([pl["x"], pl["y"]], 1))

@@ -19,6 +19,7 @@ __all__ = [
     "make_dead_leaves",
     "make_degraded_images",
     "make_mimo",
+    "make_physical_adi_cube",
     "make_poisson_images",
     "make_sparse_coding",
     "mimo_constellation",
@@ -695,10 +696,14 @@ def make_adi_cube(n_frames=48, image_size=64, *, rotation_range=60.0, n_planets=
     random phase screens) and a small part that changes from frame to frame;
     ``speckle_decorrelation`` is the share of the aberration that evolves.
     The images receive photon (Poisson) and read (Gaussian) noise. The
-    companions sit at fixed positions on the sky; frame ``k`` sees the sky
-    turned by ``angles[k]`` degrees (:func:`sklearn_mbdl.operators.rotate`,
-    counterclockwise with ``origin="lower"``), so derotating frame ``k`` by
-    ``-angles[k]`` brings every companion back to its sky position.
+    companions sit at fixed positions on the sky. The angles follow
+    vip-hci's convention: frame ``k`` sees the sky turned clockwise by
+    ``angles[k]`` degrees (as displayed with ``origin="lower"``), a
+    companion at position angle ``theta`` appears at ``theta - angles[k]``,
+    and derotating frame ``k`` counterclockwise by ``angles[k]``
+    (:func:`sklearn_mbdl.exoplanet.derotate`,
+    ``vip_hci.preproc.cube_derotate``) brings every companion back to its
+    sky position.
 
     Intensities are in units of the star's off-axis peak: a companion of
     ``flux`` 1e-4 has a peak ten thousand times fainter than the star.
@@ -741,7 +746,7 @@ def make_adi_cube(n_frames=48, image_size=64, *, rotation_range=60.0, n_planets=
     -------
     cube : ndarray of shape (n_frames, image_size, image_size)
     angles : ndarray of shape (n_frames,)
-        Parallactic angles in degrees.
+        Parallactic angles in degrees (vip-hci's convention).
     planets : structured ndarray of shape (n_planets,)
         Fields ``x``, ``y`` (column and row of the companion in the
         derotated frame, in pixels), ``separation`` (pixels from the star),
@@ -821,7 +826,7 @@ def make_adi_cube(n_frames=48, image_size=64, *, rotation_range=60.0, n_planets=
     yy, xx = np.mgrid[:n, :n]
     radius = np.hypot(xx - centre, yy - centre)
     residual = frames - np.median(frames, axis=0)
-    derotated = rotate(torch.from_numpy(residual), torch.from_numpy(-angles)).numpy()
+    derotated = rotate(torch.from_numpy(residual), torch.from_numpy(angles)).numpy()
     cadi = derotated.mean(axis=0)
 
     def noise_at(sep):
@@ -864,7 +869,8 @@ def make_adi_cube(n_frames=48, image_size=64, *, rotation_range=60.0, n_planets=
         sky += flux * focal(pupil * tilt * shift) / peak
     companions = np.zeros_like(frames)
     if n_planets:
-        companions = rotate(torch.from_numpy(sky), torch.from_numpy(angles),
+        # vip-hci's convention: the sky turns clockwise by the angle
+        companions = rotate(torch.from_numpy(sky), torch.from_numpy(-angles),
                             mode="bicubic").numpy()
     speckles = frames
     frames = speckles + companions
@@ -874,3 +880,139 @@ def make_adi_cube(n_frames=48, image_size=64, *, rotation_range=60.0, n_planets=
         return counts / photons, angles, planets, psf, {"speckles": speckles,
                                                        "companions": companions}
     return counts / photons, angles, planets, psf
+
+
+def make_physical_adi_cube(n_frames=48, image_size=65, *, rotation_range=60.0,
+                           n_planets=3, contrast=3.0, fwhm=4.0, coronagraph="vortex",
+                           static_phase=0.1, static_amplitude=0.05, quasistatic=0.5,
+                           fast_phase=0.1, star_photons=1e7, read_noise=5.0,
+                           separations=None, random_state=None,
+                           return_components=False):
+    """An ADI sequence through physical optics (hcipy), a second simulator.
+
+    Independent of :func:`make_adi_cube`'s idealised optics: the star goes
+    through an obstructed pupil with four spiders, a real coronagraph (a
+    charge-2 vortex or a Lyot coronagraph, then a Lyot stop) and phase
+    *and* amplitude aberrations with power-law spectra: a static part, a
+    quasi-static part that drifts smoothly along the sequence (the
+    speckles decorrelate over it), and a fast AO-like residual redrawn
+    within every frame. The frames receive photon and read noise, and
+    companions are injected with ``vip_hci.fm.cube_inject_companions``
+    (vip-hci's angle convention: frame ``k`` sees the sky turned clockwise
+    by ``angles[k]``). Needs the ``astro`` extra (hcipy and vip-hci:
+    ``pip install "sklearn-mbdl[astro]"``). The model lives in
+    ``sklearn_mbdl.exoplanet._optics``.
+
+    Intensities are in units of the star's off-axis peak (through the Lyot
+    stop). The star is at the centre pixel ``(image_size // 2,
+    image_size // 2)`` of odd frames, vip-hci's centre.
+
+    Parameters
+    ----------
+    n_frames : int, default=48
+    image_size : int, default=65
+        Side of the square frames in pixels (odd).
+    rotation_range : float, default=60.0
+        Total field rotation in degrees; angles evenly spaced from
+        ``-rotation_range / 2`` to ``rotation_range / 2``.
+    n_planets : int, default=3
+        Companions at random position angles, in distinct annuli (1.5 FWHM
+        apart) between ``separations``.
+    contrast : float, default=3.0
+        Companion peak in units of the classical-ADI noise at its separation
+        (as in :func:`make_adi_cube`, measured here on a noisy planet-free
+        cube, so photon-limited cubes count their photon noise).
+    fwhm : float, default=4.0
+        FWHM of the off-axis PSF in pixels (the focal plane is sampled at
+        ``fwhm / 1.03`` pixels per ``lambda / D``).
+    coronagraph : {"vortex", "lyot"}, default="vortex"
+    static_phase : float, default=0.1
+        RMS of the static pupil phase aberration, radians (spectrum
+        ``f^-2.5``).
+    static_amplitude : float, default=0.05
+        Relative RMS of the static pupil amplitude aberration (``f^-2``).
+    quasistatic : float, default=0.5
+        RMS of the drifting part of the phase and amplitude aberrations
+        relative to their static parts (0 gives static speckles).
+    fast_phase : float, default=0.1
+        RMS in radians of the AO-like residual (``f^-11/3``), three draws per
+        frame.
+    star_photons : float, default=1e7
+        Photons in the star's off-axis peak per frame: lower values move the
+        cube from speckle- towards photon-limited.
+    read_noise : float, default=5.0
+        Read noise in photons per pixel.
+    separations : (float, float), default=None
+        Range of companion separations in pixels; from ``2 lambda / D`` to
+        the edge of the field less 1.5 FWHM when None.
+    random_state : int, RandomState instance or None, default=None
+    return_components : bool, default=False
+        Also return the noiseless ``"speckles"`` and ``"companions"``.
+
+    Returns
+    -------
+    cube : ndarray of shape (n_frames, image_size, image_size)
+    angles : ndarray of shape (n_frames,)
+        Parallactic angles in degrees (vip-hci's convention).
+    planets : structured ndarray of shape (n_planets,)
+        Fields ``x``, ``y``, ``separation``, ``position_angle`` and ``flux``
+        as in :func:`make_adi_cube`.
+    psf : ndarray of shape (s, s)
+        The off-axis PSF, peak 1, centred on an odd grid.
+    components : dict, only when ``return_components`` is True
+
+    Examples
+    --------
+    >>> from sklearn_mbdl.datasets import make_physical_adi_cube
+    >>> cube, angles, planets, psf = make_physical_adi_cube(
+    ...     8, 33, n_planets=1, random_state=0)  # doctest: +SKIP
+    >>> cube.shape, psf.shape  # doctest: +SKIP
+    ((8, 33, 33), (17, 17))
+    """
+    n_frames = _check_positive_int(n_frames, "n_frames")
+    image_size = _check_positive_int(image_size, "image_size", 17)
+    n_planets = _check_positive_int(n_planets, "n_planets", 0)
+    if image_size % 2 == 0:
+        raise ValueError(
+            f"image_size must be odd (the star on the centre pixel, as in vip-hci), "
+            f"got {image_size}.")
+    for value, name in ((rotation_range, "rotation_range"), (contrast, "contrast"),
+                        (fwhm, "fwhm"), (static_phase, "static_phase"),
+                        (static_amplitude, "static_amplitude"),
+                        (quasistatic, "quasistatic"), (fast_phase, "fast_phase"),
+                        (star_photons, "star_photons"), (read_noise, "read_noise")):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+                or not np.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a non-negative number, got {value!r}.")
+    if not 2.0 <= fwhm <= image_size / 6:
+        raise ValueError(
+            f"fwhm must be between 2 and image_size / 6 pixels, got {fwhm!r}.")
+    if star_photons <= 0:
+        raise ValueError(f"star_photons must be positive, got {star_photons!r}.")
+    if coronagraph not in ("vortex", "lyot"):
+        raise ValueError(
+            f"coronagraph must be 'vortex' or 'lyot', got {coronagraph!r}.")
+    if separations is not None:
+        separations = tuple(float(s) for s in separations)
+        if len(separations) != 2:
+            raise ValueError(f"separations must be two numbers, got {separations!r}.")
+    try:
+        import hcipy  # noqa: F401
+        import vip_hci  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            "make_physical_adi_cube needs hcipy and vip_hci: pip install "
+            "'sklearn-mbdl[astro]'.") from exc
+    from .exoplanet._optics import simulate_physical_adi
+
+    cube, angles, planets, psf, parts = simulate_physical_adi(
+        n_frames, image_size, rotation_range=float(rotation_range),
+        n_planets=n_planets, contrast=float(contrast), fwhm=float(fwhm),
+        coronagraph=coronagraph, static_phase=float(static_phase),
+        static_amplitude=float(static_amplitude), quasistatic=float(quasistatic),
+        fast_phase=float(fast_phase), star_photons=float(star_photons),
+        read_noise=float(read_noise), separations=separations,
+        rng=check_random_state(random_state))
+    if return_components:
+        return cube, angles, planets, psf, parts
+    return cube, angles, planets, psf

@@ -58,7 +58,7 @@ def test_make_adi_cube_puts_planets_where_it_says():
 
 def test_trajectory_follows_rotation():
     """The model's companion signature agrees with derotation (both use
-    operators.rotate's convention)."""
+    vip-hci's angle convention)."""
     angles = np.linspace(-30, 30, 5)
     psf = torch.ones(1, 1, dtype=torch.float64)
     position = torch.tensor([[20.0, 10.0]], dtype=torch.float64)
@@ -71,12 +71,14 @@ def test_trajectory_follows_rotation():
 
 def test_untrained_model_recovers_a_modelled_companion(bright):
     """Untrained, the network is block coordinate descent on the joint fit:
-    a companion with the model's signature, absent from the atoms, comes
-    back with its flux."""
+    a companion with the model's signature, absent from the atoms and from
+    the static speckles (taken at the mirror pixel), comes back with its
+    flux."""
     _, angles, _, psf, empty = bright
     cube = empty.reshape(24, -1) / empty.std()
     args = dict(cube=cube, angles=angles, psf=psf, image_shape=(40, 40),
-                patch_shape=(7, 7), fwhm=FWHM, n_components=4, n_layers=20)
+                patch_shape=(7, 7), fwhm=FWHM, n_components=4, n_layers=20,
+                static_speckles="mirror")
     module = LocalADISeparator(**args).double()
     where = torch.tensor([[30.0, 22.0], [12.0, 15.0]], dtype=torch.float64)
     with torch.no_grad():
@@ -249,6 +251,11 @@ def test_bad_input(bright):
         ExoplanetSeparator(static_speckles="median").fit(cube)
     with pytest.raises(ValueError, match="image_shape"):
         ExoplanetSeparator(image_shape=(3, 3)).fit(cube.reshape(24, -1))
+    with pytest.raises(ValueError, match="at least 4 frames"):
+        ExoplanetSeparator(psf).fit(cube[:3], angles=angles[:3])
+    # 4 degrees: less than one FWHM of motion at the inner edge (4 px)
+    with pytest.warns(UserWarning, match="less than one FWHM"):
+        ExoplanetSeparator(psf).fit(cube, angles=np.linspace(0, 4, 24))
 
 
 def test_ring_atoms_cover_every_pixel():
@@ -258,3 +265,134 @@ def test_ring_atoms_cover_every_pixel():
     gram = np.einsum("rcn,rdn->rcd", atoms, atoms)
     np.testing.assert_allclose(gram, np.broadcast_to(np.eye(3), gram.shape), atol=1e-5)
     assert centres[0] == 0
+
+
+# ----- vip-hci's angle convention, checked against vip-hci itself ----------
+def _vip_injected(n_frames=16, size=41, rotation=(10.0, 70.0), flux=200.0,
+                  radius=11.0, theta=35.0, seed=0):
+    """Noise frames with one companion injected by vip-hci at ``(radius,
+    theta)`` (an odd frame: vip-hci's centre is ours)."""
+    fm = pytest.importorskip("vip_hci.fm")
+    from sklearn_mbdl.exoplanet import gaussian_psf
+
+    rng = np.random.RandomState(seed)
+    angles = np.linspace(*rotation, n_frames)
+    psf = gaussian_psf(FWHM, (11, 11))
+    cube = rng.standard_normal((n_frames, size, size))
+    cube = fm.cube_inject_companions(cube, psf, angles, flevel=flux,
+                                     rad_dists=[radius], theta=theta, verbose=False)
+    c = (size - 1) / 2
+    where = (c + radius * np.cos(np.deg2rad(theta)),
+             c + radius * np.sin(np.deg2rad(theta)))
+    return cube, angles, psf, where
+
+
+def _peak(image):
+    row, col = np.unravel_index(np.argmax(image), image.shape)
+    return col, row
+
+
+def test_derotate_agrees_with_vip_cube_derotate():
+    preproc = pytest.importorskip("vip_hci.preproc")
+    cube, angles, _, (x, y) = _vip_injected()
+    smooth = np.stack([np.exp(-((np.arange(41)[None] - 28 + k) ** 2
+                                + (np.arange(41)[:, None] - 14) ** 2) / 20.0)
+                       for k in range(len(angles))])
+    ours = derotate(smooth, angles)
+    theirs = preproc.cube_derotate(smooth, angles, imlib="skimage",
+                                   interpolation="biquintic")
+    assert np.abs(ours - theirs).max() < 0.05 * smooth.max()   # interpolation
+    # the injected companion comes back where vip-hci put it
+    assert _peak(derotate(cube, angles).mean(0)) == (round(x), round(y))
+
+
+def test_maps_find_a_vip_injected_companion_where_vip_put_it():
+    cube, angles, psf, (x, y) = _vip_injected()
+    target = (round(x), round(y))
+    assert _peak(pca_adi(cube, angles, 2)) == target
+    flux, sigma = paco_map(cube, angles, psf, patch_size=5)
+    assert _peak(np.where(search_field(flux.shape, FWHM), flux / sigma, 0)) == target
+    est = ExoplanetSeparator(psf, max_epochs=1, random_state=0).fit(cube, angles=angles)
+    snr = est.detection_map(cube, angles=angles)
+    assert _peak(snr) == target and snr.max() > 5
+    # in the mirrored convention the companion is smeared away from it
+    assert _peak(est.detection_map(cube, angles=-angles)) != target
+
+
+# ----- the physical-optics simulator (hcipy) ----------------------------------
+@pytest.fixture(scope="module")
+def physical():
+    """A small physical-optics cube with one bright companion, its
+    planet-free twin (same optics and noise seed) and the components."""
+    pytest.importorskip("hcipy")
+    pytest.importorskip("vip_hci")
+    from sklearn_mbdl.datasets import make_physical_adi_cube
+
+    kw = dict(rotation_range=70.0, random_state=11, separations=(12.0, 14.0))
+    cube, angles, planets, psf, parts = make_physical_adi_cube(
+        24, 49, n_planets=1, contrast=12.0, return_components=True, **kw)
+    empty = make_physical_adi_cube(24, 49, n_planets=0, **kw)[0]
+    return cube, angles, planets, psf, parts, empty
+
+
+def test_physical_cube_is_seeded_and_holds_its_truth(physical):
+    from sklearn_mbdl.datasets import make_physical_adi_cube
+
+    cube, angles, planets, psf, parts, _ = physical
+    assert cube.shape == (24, 49, 49) and psf.max() == pytest.approx(1.0)
+    again = make_physical_adi_cube(24, 49, n_planets=1, contrast=12.0,
+                                   rotation_range=70.0, random_state=11,
+                                   separations=(12.0, 14.0))[0]
+    np.testing.assert_array_equal(again, cube)
+    p = planets[0]
+    # the companion where the truth says (derotated noiseless part)
+    assert _peak(derotate(parts["companions"], angles).mean(0)) == \
+        (round(p["x"]), round(p["y"]))
+    # amplitude aberrations and spiders: the speckles are not point-symmetric
+    speckles = parts["speckles"].mean(0)
+    yy, xx = np.mgrid[:49, :49]
+    ring = np.abs(np.hypot(xx - 24, yy - 24) - 14) < 8
+    assert np.corrcoef(speckles[ring], speckles[::-1, ::-1][ring])[0, 1] < 0.95
+    # and they decorrelate over the sequence
+    a, b = parts["speckles"][0][ring], parts["speckles"][-1][ring]
+    assert np.corrcoef(a, b)[0, 1] < 0.99
+    with pytest.raises(ValueError, match="image_size must be odd"):
+        make_physical_adi_cube(8, 48)
+    with pytest.raises(ValueError, match="coronagraph"):
+        make_physical_adi_cube(8, 49, coronagraph="apodizer")
+
+
+def test_physical_cube_bright_companion_found_with_its_flux(physical):
+    """The defaults on a cube of the physical-optics simulator: the bright
+    companion is found where vip-hci injected it, with its flux within 20%
+    (photometry corrected for self-subtraction); the planet-free twin
+    gives no detection and a calibrated map."""
+    cube, angles, planets, psf, _, empty = physical
+    p = planets[0]
+    est = ExoplanetSeparator(psf, random_state=0).fit(cube, angles=angles)
+    found = est.find_companions(cube, angles=angles, threshold=5.0)
+    assert len(found) == 1
+    assert np.hypot(found["x"][0] - p["x"], found["y"][0] - p["y"]) <= 1.5
+    assert found["flux"][0] / p["flux"] == pytest.approx(1.0, abs=0.2)
+    clean = ExoplanetSeparator(psf, random_state=0).fit(empty, angles=angles)
+    snr = clean.detection_map(empty, angles=angles)
+    field = search_field(snr.shape, FWHM)
+    assert snr.max() < 5.0 and 0.6 < snr[field].std() < 1.4
+
+
+def test_auto_static_speckles_follow_the_symmetry_of_the_data(bright, physical):
+    """``static_speckles="auto"`` takes the mirror pixel's mean where the
+    speckles are point-symmetric (make_adi_cube's idealised optics) and the
+    pixel's own mean where they are not (amplitude aberrations, spiders, a
+    vortex coronagraph)."""
+    from sklearn_mbdl.exoplanet._model import symmetric_annuli
+
+    def share(cube):
+        n, h, w = cube.shape
+        _, masks, nearest, _ = ring_geometry((h, w), FWHM, (5, 5))
+        field = search_field((h, w), FWHM).ravel()
+        mirror = symmetric_annuli(torch.as_tensor(cube.reshape(n, -1)), nearest, "auto")
+        return mirror[nearest][field].mean()
+
+    assert share(bright[0]) > 0.7
+    assert share(physical[0]) < 0.3

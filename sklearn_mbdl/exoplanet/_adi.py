@@ -1,11 +1,16 @@
 """ADI geometry and the model-based baselines.
 
-Conventions (those of :func:`sklearn_mbdl.operators.rotate` and
-:func:`sklearn_mbdl.datasets.make_adi_cube`): the star is at the image centre
-``((w - 1) / 2, (h - 1) / 2)``; positions are ``(x, y)`` = (column, row);
-frame ``k`` sees the sky turned counterclockwise by ``angles[k]`` degrees, so
-a companion at sky position ``p`` sits at ``c + R(angles[k]) (p - c)`` in
-frame ``k`` and derotating the frame by ``-angles[k]`` brings it back.
+Conventions: the star is at the image centre ``c = ((w - 1) / 2, (h - 1) /
+2)`` (for odd frames the centre pixel, where vip-hci puts it too); positions
+are ``(x, y)`` = (column, row), position angles counterclockwise from ``+x``
+as displayed with ``imshow(origin="lower")``. **Angles follow vip-hci's
+convention** (the parallactic angles of the FITS headers, as
+``vip_hci.fm.cube_inject_companions`` and ``vip_hci.preproc.cube_derotate``
+take them): frame ``k`` sees the sky turned *clockwise* by ``angles[k]``
+degrees, so a companion at sky position ``p`` sits at ``c + R(-angles[k]) (p
+- c)`` in frame ``k`` (position angle ``theta - angles[k]``), and derotating
+the frame, turning it counterclockwise by ``angles[k]``
+(:func:`sklearn_mbdl.operators.rotate` by ``+angles[k]``), brings it back.
 
 Baselines:
 
@@ -34,7 +39,11 @@ def derotate(frames, angles):
     ----------
     frames : ndarray of shape (n_frames, h, w)
     angles : ndarray of shape (n_frames,)
-        Parallactic angles in degrees.
+        Parallactic angles in degrees, in vip-hci's convention: frame ``k``
+        is turned counterclockwise by ``angles[k]`` (as
+        ``vip_hci.preproc.cube_derotate`` does, about the centre
+        ``((w - 1) / 2, (h - 1) / 2)``; vip-hci's centre is the same pixel
+        for odd frames).
 
     Returns
     -------
@@ -49,7 +58,7 @@ def derotate(frames, angles):
     """
     frames = np.asarray(frames, dtype=np.float64)
     out = rotate(torch.from_numpy(frames),
-                 torch.from_numpy(-np.asarray(angles, dtype=np.float64)))
+                 torch.from_numpy(np.asarray(angles, dtype=np.float64)))
     return out.numpy()
 
 
@@ -111,7 +120,8 @@ def trajectory_patches(positions, angles, image_shape, psf, patch_shape):
     positions : torch.Tensor of shape (n, 2)
         Sky positions ``(x, y)`` in pixels.
     angles : torch.Tensor of shape (n_frames,)
-        Degrees.
+        Degrees, vip-hci's convention: frame ``k`` sees the sky turned
+        clockwise by ``angles[k]``.
     image_shape : (int, int)
     psf : torch.Tensor of shape (sh, sw)
     patch_shape : (int, int)
@@ -130,7 +140,8 @@ def trajectory_patches(positions, angles, image_shape, psf, patch_shape):
     h, w = image_shape
     ph, pw = patch_shape
     cx, cy = (w - 1) / 2, (h - 1) / 2
-    theta = angles.to(positions.dtype) * (math.pi / 180)
+    # vip-hci's convention: the sky turns clockwise by the angle in frame k
+    theta = -angles.to(positions.dtype) * (math.pi / 180)
     dx = positions[:, 0:1] - cx
     dy = positions[:, 1:2] - cy
     lx = cx + torch.cos(theta) * dx - torch.sin(theta) * dy      # (n, K)
@@ -248,7 +259,8 @@ def pca_adi(cube, angles, n_components, *, annular=False, fwhm=4.0,
     ----------
     cube : ndarray of shape (n_frames, h, w)
     angles : ndarray of shape (n_frames,)
-        Degrees.
+        Parallactic angles in degrees, vip-hci's convention (see
+        :func:`derotate`).
     n_components : int
     annular : bool, default=False
         Separate PCAs in annuli one FWHM wide (``n_components`` each).
@@ -351,6 +363,8 @@ def paco_map(cube, angles, psf, *, patch_size=7, reference=None, chunk=256):
     ----------
     cube : ndarray of shape (n_frames, h, w)
     angles : ndarray of shape (n_frames,)
+        Parallactic angles in degrees, vip-hci's convention (see
+        :func:`derotate`).
     psf : ndarray of shape (sh, sw)
     patch_size : int, default=7
     reference : ndarray of shape (n_frames, h, w), default=None
