@@ -274,6 +274,8 @@ def main(argv=None):
                         help="the report; its figures are written beside it")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: two 128 x 128 test crops")
+    parser.add_argument("--scales", nargs="*", type=int, default=(2, 4),
+                        help="the scales to train / load and evaluate")
     parser.add_argument("--skip", nargs="*", default=(),
                         choices=("simulator", "robustness"),
                         help="sections left out of this run")
@@ -292,7 +294,12 @@ def main(argv=None):
     tune_images = [centre_crop(train_all[k]) for k in ("rocket", "brick", "clock")]
 
     models, train_seconds = {}, {}
+    global SETTINGS, ROBUST_SETTINGS
+    SETTINGS = [(s, k) for s, k in SETTINGS if s in args.scales]
+    ROBUST_SETTINGS = tuple((s, k) for s, k in ROBUST_SETTINGS if s in args.scales)
     for scale, frames in ((2, 8), (4, 14)):
+        if scale not in args.scales:
+            continue
         for prior in ("cnn", "tv"):
             models[prior, scale], info = train(scale, frames, prior, args)
             train_seconds[prior, scale] = (models[prior, scale], info)
@@ -302,7 +309,7 @@ def main(argv=None):
 
     robust_rows = robust_records = None
     if "robustness" not in args.skip:
-        global ROBUST_SETTINGS, PSFS
+        global PSFS
         robust_truth = [centre_crop(test[k], ROBUST_SIZE) for k in names]
         robust_tune = [centre_crop(train_all[k], ROBUST_SIZE)
                        for k in ("rocket", "brick")]
@@ -358,7 +365,7 @@ def main(argv=None):
                          f"{res['tv_time']:.1f} / {res['cnn_time']:.1f}"))
 
     # PSNR against the number of frames (noise 0.01)
-    for scale in (2, 4):
+    for scale in args.scales:
         bursts, true_motions = simulate(truth, scale, max(FRAMES_CURVE), 0.01, seed=7)
         truth_cut = [t[:scale * b.shape[-2], :scale * b.shape[-1]]
                      for t, b in zip(truth, bursts)]
