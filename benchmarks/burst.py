@@ -274,6 +274,12 @@ def main(argv=None):
                         help="the report; its figures are written beside it")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: two 128 x 128 test crops")
+    parser.add_argument("--scales", nargs="*", type=int, default=(2, 4),
+                        help="the scales to train / load and evaluate")
+    parser.add_argument("--known-blur", action="store_true",
+                        help="give the models the simulator's optics blur "
+                             "(set_params(blur_sigma=0.4)) instead of their default "
+                             "assumption")
     parser.add_argument("--skip", nargs="*", default=(),
                         choices=("simulator", "robustness"),
                         help="sections left out of this run")
@@ -292,17 +298,25 @@ def main(argv=None):
     tune_images = [centre_crop(train_all[k]) for k in ("rocket", "brick", "clock")]
 
     models, train_seconds = {}, {}
+    global SETTINGS, ROBUST_SETTINGS
+    SETTINGS = [(s, k) for s, k in SETTINGS if s in args.scales]
+    ROBUST_SETTINGS = tuple((s, k) for s, k in ROBUST_SETTINGS if s in args.scales)
     for scale, frames in ((2, 8), (4, 14)):
+        if scale not in args.scales:
+            continue
         for prior in ("cnn", "tv"):
             models[prior, scale], info = train(scale, frames, prior, args)
             train_seconds[prior, scale] = (models[prior, scale], info)
+    if args.known_blur:
+        for model in models.values():
+            model.set_params(blur_sigma=BLUR)
     if args.save_weights:
         state = models["cnn", 2].net_.module_.state_dict()
         torch.save({k: v.detach().cpu() for k, v in state.items()}, args.save_weights)
 
     robust_rows = robust_records = None
     if "robustness" not in args.skip:
-        global ROBUST_SETTINGS, PSFS
+        global PSFS
         robust_truth = [centre_crop(test[k], ROBUST_SIZE) for k in names]
         robust_tune = [centre_crop(train_all[k], ROBUST_SIZE)
                        for k in ("rocket", "brick")]
@@ -358,7 +372,7 @@ def main(argv=None):
                          f"{res['tv_time']:.1f} / {res['cnn_time']:.1f}"))
 
     # PSNR against the number of frames (noise 0.01)
-    for scale in (2, 4):
+    for scale in args.scales:
         bursts, true_motions = simulate(truth, scale, max(FRAMES_CURVE), 0.01, seed=7)
         truth_cut = [t[:scale * b.shape[-2], :scale * b.shape[-1]]
                      for t, b in zip(truth, bursts)]
@@ -434,8 +448,11 @@ def write_report(args, rows, runs, curve, train_seconds, tuned, robust_rows=None
     import matplotlib.pyplot as plt
 
     os.makedirs(RESULTS, exist_ok=True)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, scale in zip(axes, (2, 4)):
+    scales = sorted({key[0] for key in curve if key[1] == "bicubic"})
+    fig, axes = plt.subplots(1, len(scales), figsize=(5 * len(scales), 3.8),
+                             squeeze=False)
+    axes = axes[0]
+    for ax, scale in zip(axes, scales):
         ax.plot(FRAMES_CURVE, [curve[scale, k][0] for k in FRAMES_CURVE], "o-",
                 label="learned (estimated motions)")
         ax.plot(FRAMES_CURVE, [curve[scale, k][1] for k in FRAMES_CURVE], "s--",
@@ -497,7 +514,7 @@ def write_report(args, rows, runs, curve, train_seconds, tuned, robust_rows=None
         "", table(("scale", "frames", "learned", "shift-and-add (true motions)",
                    "bicubic"),
                   [(s, k, f"{curve[s, k][0]:.2f}", f"{curve[s, k][1]:.2f}",
-                    f"{curve[s, 'bicubic']:.2f}") for s in (2, 4) for k in FRAMES_CURVE]),
+                    f"{curve[s, 'bicubic']:.2f}") for s in scales for k in FRAMES_CURVE]),
         "", "![PSNR against frames](burst_frames.png)", "",
         "![examples](burst_examples.png)", "",
     ]

@@ -125,7 +125,9 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
         Standard deviation of the optics' Gaussian blur, in low-resolution
         pixels (on top of the pixel integration): a range the training
         cameras are drawn from (the data step assumes the point 30% of the
-        way up it), or one value.
+        way up it), or one value. A model fitted on a range restores the
+        bursts of a camera whose blur is known with that blur set as one
+        value after ``fit`` (``set_params(blur_sigma=0.4)``).
     noise_level : "auto" or float, default="auto"
         Standard deviation of the noise (images in [0, 1]) that scales the
         step sizes: ``"auto"`` estimates it from each burst; a number fixes
@@ -392,8 +394,11 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
         state = self._module_state(dtype)
         was_training = module.training
         module.eval()
-        saved = module.image_shape
+        saved = module.image_shape, module.blur_sigma
         module.image_shape = tuple(image_shape)
+        blur = check_number_or_range(self.blur_sigma, "blur_sigma")
+        if not isinstance(blur, tuple):   # the camera's blur, given after fit
+            module.blur_sigma = float(blur * self.scale)
         images, motions = [], []
         try:
             with torch.no_grad():
@@ -405,7 +410,7 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
                     images.append(to_numpy(x, bursts.dtype))
                     motions.append(to_numpy(p, np.float64))
         finally:
-            module.image_shape = saved
+            module.image_shape, module.blur_sigma = saved
             module.train(was_training)
         return np.concatenate(images), np.concatenate(motions)
 
