@@ -295,6 +295,20 @@ def test_learned_beats_bicubic_and_tv_twin(trained):
     assert np.abs(np.mean(shifts, axis=0)).max() < 0.05, shifts
 
 
+def test_known_blur_given_after_fit_is_used(trained):
+    # a camera blurrier than the data step's default assumption (0.21 px):
+    # given as one number after fit, its blur sharpens the restoration
+    cnn, _, _, _, _ = trained
+    test = extract_patches(load_images("test"), 4, 64, random_state=1)
+    bursts, high_res, _ = make_bursts(test, scale=2, n_frames=6, noise_level=0.005,
+                                      motion="euclidean", blur_sigma=0.5,
+                                      random_state=3)
+    model = pickle.loads(pickle.dumps(cnn))
+    default = _psnr(high_res, model.transform(bursts))
+    known = _psnr(high_res, model.set_params(blur_sigma=0.5).transform(bursts))
+    assert known > default + 0.3
+
+
 def test_more_frames_help(trained):
     cnn, _, bursts, high_res, _ = trained
     model = pickle.loads(pickle.dumps(cnn))
