@@ -204,15 +204,17 @@ def robustness_section(args):
     n_miss_f = sum(1 for r in results if r["fista"] is not None and r["fista"] < 48)
     n_miss_i = sum(1 for r in results if r["ista"] is not None and r["ista"] < 160)
     command = "python benchmarks/sparse_coding.py " + " ".join(sys.argv[1:])
+    side = int(round(np.sqrt(args.rb_features)))
     md = ["# LISTA across dictionaries", "", f"Command: `{command.strip()}`", "",
           f"Machine: {machine(args.device)}; torch {torch.__version__}; "
           f"{time.strftime('%Y-%m-%d')}; {time.perf_counter() - start:.0f} s in all "
           "(the 2 cores shared with other jobs).", "",
           f"Each cell: {args.rb_features} features (synthetic families; the learned "
-          "family: 7x7 patches, 49), signals `x = z D + 0.01 N(0, 1)` with the "
-          "given number of standard normal non-zeros per code (learned family: "
-          "mean-removed 7x7 patches of scikit-image's TEST_IMAGES, the dictionary "
-          "learned on patches of TRAIN_IMAGES), alpha a fraction of max|X D^T|. "
+          f"family: {side}x{side} patches), signals `x = z D + 0.01 N(0, 1)` with "
+          "the given number of standard normal non-zeros per code (learned family: "
+          f"mean-removed {side}x{side} patches of scikit-image's TEST_IMAGES, the "
+          "dictionary learned on patches of TRAIN_IMAGES), alpha a fraction of "
+          "max|X D^T|. "
           f"LISTATransformer(D, alpha=alpha, n_layers=16, random_state=0) with "
           f"every other parameter at its default, fitted on {args.rb_train} rows; "
           "errors on 1000 held-out rows against their exact lasso codes. "

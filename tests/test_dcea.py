@@ -300,3 +300,33 @@ def test_level_is_a_local_mean_independent_of_the_stride():
     # measured: ML 7.8 dB, the level 28.0 dB (a 1-pixel window: 18.3 dB)
     assert psnr(clean, preds[4] / 2, data_range=1.0) > psnr(clean, noisy / 2,
                                                           data_range=1.0) + 15
+
+
+def test_dcea_c_on_small_tiles_does_not_collapse():
+    """DCEA-C with the default filters, stride and alpha, trained on 32x32
+    tiles at peak 1 and tested on tiles of other pictures, stays within 1 dB
+    of the level ``b`` alone (the network with every code at zero; -0.6 dB
+    when written, with this small budget) instead of fitting the noise
+    (with ``alpha=0.1``, a fifth of the noise level: -12 dB)."""
+    _, train = make_poisson_images(96, patch_size=32, peak=1, random_state=0)
+    noisy, clean = make_poisson_images(24, patch_size=32, peak=1, images="test",
+                                       random_state=1)
+    est = DCEAEstimator(n_kernels=16, peak=1, max_epochs=4, random_state=0)
+    est.fit(train)
+    level = torch.exp(natural_offset(torch.as_tensor(noisy)[:, None],
+                                     window=4.0))[:, 0].numpy()
+    level_psnr = psnr(clean, level * est.intensity_scale_, data_range=1)
+    learned = psnr(clean, est.predict(noisy), data_range=1)
+    assert learned > level_psnr - 1.0, (learned, level_psnr)
+
+
+def test_a_collapsed_fit_keeps_the_solver_and_warns(patches):
+    """A learning rate that wrecks the filters: fit keeps the model-based
+    solver it started from, says so, and predicts as it does."""
+    train, noisy, _ = patches
+    with pytest.warns(UserWarning, match="model-based solver"):
+        est = _small(lr=30.0, max_epochs=2).fit(train)
+    assert est.kept_start_
+    start = _small(max_epochs=1, lr=1e-12).fit(train)
+    np.testing.assert_allclose(est.components_, est.initial_components_, atol=1e-6)
+    np.testing.assert_allclose(est.predict(noisy), start.predict(noisy), rtol=1e-4)
