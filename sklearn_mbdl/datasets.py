@@ -774,6 +774,7 @@ def make_adi_cube(n_frames=48, image_size=64, *, rotation_range=60.0, n_planets=
     """
     import torch
 
+    from .exoplanet._adi import distinct_separations
     from .operators import rotate
 
     n_frames = _check_positive_int(n_frames, "n_frames")
@@ -847,16 +848,7 @@ def make_adi_cube(n_frames=48, image_size=64, *, rotation_range=60.0, n_planets=
                                          ("position_angle", float), ("flux", float)])
     sky = np.zeros((n, n))
     low, high = 2 * fwhm, n / 2 - 1.5 * fwhm
-    # distinct annuli: separations at least 1.5 FWHM apart, so that each
-    # companion's S/N apertures avoid the others
-    for _ in range(10000):
-        seps = np.sort(rng.uniform(low, high, size=n_planets))
-        if n_planets < 2 or np.diff(seps).min() >= 1.5 * fwhm:
-            break
-    else:
-        raise ValueError(
-            f"n_planets={n_planets} companions do not fit in distinct annuli "
-            f"(1.5 FWHM apart) between 2 FWHM and the edge of a {n}-pixel frame.")
+    seps = distinct_separations(rng, n_planets, low, high, fwhm)
     for i in range(n_planets):
         sep = seps[i]
         pa = rng.uniform(0, 360)

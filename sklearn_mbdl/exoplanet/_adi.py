@@ -32,6 +32,19 @@ __all__ = ["derotate", "gaussian_psf", "trajectory_patches", "pca_adi",
            "paco_map", "annulus_scale", "search_field", "snr_map"]
 
 
+def distinct_separations(rng, n_planets, low, high, fwhm):
+    """Sorted separations of ``n_planets`` companions drawn uniformly in
+    ``[low, high]`` pixels, at least 1.5 FWHM apart (distinct annuli, so
+    that each companion's S/N apertures avoid the others)."""
+    for _ in range(10000):
+        seps = np.sort(rng.uniform(low, high, size=n_planets))
+        if n_planets < 2 or np.diff(seps).min() >= 1.5 * fwhm:
+            return seps
+    raise ValueError(
+        f"n_planets={n_planets} companions do not fit in distinct annuli "
+        f"(1.5 FWHM apart) between {low:.1f} and {high:.1f} pixels.")
+
+
 def derotate(frames, angles):
     """Turn every frame back to the sky orientation and return the stack.
 

@@ -32,6 +32,8 @@ vip-hci's centre too.
 
 import numpy as np
 
+from ._adi import distinct_separations
+
 __all__ = ["simulate_physical_adi"]
 
 #: Pupil grid samples across the pupil diameter.
@@ -156,14 +158,7 @@ def simulate_physical_adi(n_frames, image_size, *, rotation_range, n_planets,
         raise ValueError(
             f"separations {low:.1f}-{high:.1f} pixels do not fit a {n}-pixel frame "
             f"with fwhm={fwhm}.")
-    for _ in range(10000):
-        seps = np.sort(rng.uniform(low, high, size=n_planets))
-        if n_planets < 2 or np.diff(seps).min() >= 1.5 * fwhm:
-            break
-    else:
-        raise ValueError(
-            f"n_planets={n_planets} companions do not fit in distinct annuli "
-            f"(1.5 FWHM apart) between {low:.1f} and {high:.1f} pixels.")
+    seps = distinct_separations(rng, n_planets, low, high, fwhm)
     companions = np.zeros_like(frames)
     for i in range(n_planets):
         pa = rng.uniform(0, 360)
