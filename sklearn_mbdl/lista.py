@@ -6,6 +6,7 @@ Chen et al. 2018).
 import copy
 import functools
 import warnings
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -13,13 +14,13 @@ from skorch.callbacks import EpochScoring
 from torch import nn
 
 from ._base import (
-    SimulatedRows,
+    TRAINING_CONSTRAINTS,
+    Interval,
     TorchEstimator,
-    row_chunks,
+    TrainingProblem,
     check_matrix,
-    check_bool,
     check_number,
-    seeded,
+    row_chunks,
     to_numpy,
     to_tensor,
 )
@@ -283,17 +284,15 @@ class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _check_params(self):
-        check_number(self.n_layers, "n_layers", min_val=1, integer=True)
-        check_number(self.alpha, "alpha", min_val=0)
-        check_bool(self.tied, "tied")
-        check_bool(self.positive, "positive")
-        check_number(self.max_epochs, "max_epochs", min_val=1, integer=True)
-        check_number(self.lr, "lr", min_val=0, include_min=False)
-        check_number(self.batch_size, "batch_size", min_val=1, integer=True)
-        check_number(self.validation_fraction, "validation_fraction",
-                     min_val=0, max_val=0.5)
-        check_number(self.augmentation, "augmentation", min_val=0)
+    _parameter_constraints = {
+        "dictionary": ["array-like", None],
+        "n_layers": [Interval(Integral, 1, None, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "tied": ["boolean"],
+        "n_components": [Interval(Integral, 1, None, closed="left"), None],
+        "positive": ["boolean"],
+        **TRAINING_CONSTRAINTS,
+    }
 
     def fit(self, X, y=None):
         """Compute the lasso codes of ``X`` and train the network on them.
@@ -315,57 +314,31 @@ class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
         if self.dictionary is not None:
             D = check_matrix(self.dictionary, "dictionary", n_features=X.shape[1])
         else:
-            n_components = self.n_components or X.shape[1]
-            D = learn_dictionary(X, n_components, alpha=self.alpha,
-                                 positive=self.positive,
-                                 random_state=self.random_state,
+            D = learn_dictionary(X, self.n_components or X.shape[1], alpha=self.alpha,
+                                 positive=self.positive, random_state=self.random_state,
                                  device=self.device_)
         self.components_ = D.copy()
-        targets = _sparse_encode(X, D, alpha=self.alpha, positive=self.positive,
-                                 device=self.device_)
+        self.n_layers_ = self.n_layers
+        codes = _sparse_encode(X, D, alpha=self.alpha, positive=self.positive,
+                               device=self.device_)
         train, valid = self._holdout(X.shape[0], self.validation_fraction)
-        # the training set: the user's rows, then rows the known model
-        # simulates afresh at every epoch (see _recombine_codes)
-        n_train = train.size
-        n_sim = int(round(self.augmentation * n_train))
-        X_fit = np.empty((n_train + n_sim, X.shape[1]), dtype=np.float32)
-        Z_fit = np.empty((n_train + n_sim, D.shape[0]), dtype=np.float32)
-        X_fit[:n_train], Z_fit[:n_train] = X[train], targets[train]
-        simulate = functools.partial(
-            _recombine_codes, X=X[train], codes=targets[train], dictionary=D,
-            alpha=self.alpha, positive=self.positive, device=self.device_)
-        callbacks = [("simulate", SimulatedRows(simulate, X_fit, Z_fit, n_train,
-                                                self._seed))] if n_sim else []
-        if valid.size:
-            callbacks.append(("valid_nmse_db", EpochScoring(
-                _nmse_db_score, lower_is_better=True, name="valid_nmse_db")))
-        X32, targets = X.astype(np.float32), targets.astype(np.float32)
-        # the module is given to skorch as a class with its arguments (an
-        # instance would be pickled outside skorch's device mapping)
-        module_args = dict(dictionary=D.astype(np.float32), n_layers=self.n_layers,
-                           alpha=self.alpha, tied=self.tied, positive=self.positive)
-        with seeded(self._seed, self.device_):
-            self.net_ = self._make_net(
-                LISTA, criterion=nn.MSELoss, callbacks=callbacks,
-                valid=(X32[valid], targets[valid]),
-                **{f"module__{k}": v for k, v in module_args.items()})
-            self._train(self.net_, X_fit, Z_fit)
-        initial = LISTA(**module_args).to(self._inference_device()).state_dict()
-        # never keep a network worse than the ISTA it started from, judged
-        # on the held-out rows when there are some
-        rows = valid if valid.size else np.arange(X.shape[0])
-        X_check, Z_check = X32[rows], targets[rows]
-        kept, trained_error, ista_error = self._keep_better_of(
-            initial, lambda: self._fit_error(X_check, Z_check))
-        exact = ista_error <= 1e-12 * float(np.sum(Z_check ** 2)) + 1e-20
-        if not kept and not exact:  # (nothing to learn when ISTA is exact)
-            warnings.warn(
-                f"LISTATransformer: training did not improve on {self.n_layers} "
-                f"ISTA iterations (squared error {trained_error:.3g} against "
-                f"{ista_error:.3g}); keeping the ISTA initialisation. Try a "
-                "smaller lr or more data.",
-                UserWarning,
-            )
+        X32, Z32 = X.astype(np.float32), codes.astype(np.float32)
+        checked = valid if valid.size else train
+        scoring = EpochScoring(_nmse_db_score, lower_is_better=True, name="valid_nmse_db")
+        self.net_ = self._fit_network(TrainingProblem(
+            LISTA, dict(dictionary=D.astype(np.float32), n_layers=self.n_layers,
+                        alpha=self.alpha, tied=self.tied, positive=self.positive),
+            X=X32[train], y=Z32[train], valid=(X32[valid], Z32[valid]),
+            # more signals from the known model, fresh every epoch
+            simulate=functools.partial(
+                _recombine_codes, X=X[train], codes=codes[train], dictionary=D,
+                alpha=self.alpha, positive=self.positive, device=self.device_),
+            n_simulated=round(self.augmentation * train.size),
+            error=self._fit_error, start_name=f"{self.n_layers} ISTA iterations",
+            # (nothing to learn when ISTA is exact)
+            exact=1e-12 * float(np.sum(Z32[checked] ** 2)) + 1e-20,
+            net_kwargs=dict(callbacks=[("valid_nmse_db", scoring)] if valid.size else []),
+        )).net
         module = self.net_.module_
         self.steps_ = to_numpy(module.steps(), np.float64)
         self.thresholds_ = to_numpy(module.thresholds(), np.float64)
@@ -393,7 +366,7 @@ class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
         dtype = torch.float64 if X.dtype == np.float64 else torch.float32
         module = copy.deepcopy(self.net_.module_).to(dtype=dtype).eval()
         device = self._inference_device()
-        n_layers = n_layers or self.n_layers
+        n_layers = n_layers or self.n_layers_
         codes = np.empty((X.shape[0], self.components_.shape[0]), dtype=X.dtype)
         chunks = row_chunks(X.shape[0], device)
         buffers = _Buffers(chunks[0].stop if chunks else 0, module, device, dtype)
@@ -428,13 +401,14 @@ class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
         residual.sub_(x)
         objective = residual.mul_(residual).sum(dim=1).mul_(0.5)
         objective.add_(torch.abs(codes, out=buffers.step(len(x))).sum(dim=1)
-                       .mul_(self.alpha))
+                       .mul_(self.net_.module__alpha))
         zero_objective = torch.mul(x, x, out=residual).sum(dim=1).mul_(0.5)
         bad = objective > zero_objective
         if not bad.any():
             return 0
-        codes[bad], _ = ista(x[bad], dictionary, self.alpha, max_iter=n_layers,
-                             tol=0.0, positive=self.positive)
+        codes[bad], _ = ista(x[bad], dictionary, self.net_.module__alpha,
+                             max_iter=n_layers, tol=0.0,
+                             positive=self.net_.module__positive)
         return int((objective > 2 * zero_objective).sum())
 
     def transform(self, X, n_layers=None):
@@ -454,6 +428,6 @@ class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
         """
         X = self._validate_X(X, reset=False)
         if n_layers is not None:
-            check_number(n_layers, "n_layers", min_val=1,
-                         max_val=self.net_.module_.n_layers, integer=True)
+            check_number(n_layers, "n_layers", min_val=1, max_val=self.n_layers_,
+                         integer=True)
         return self._encode(X, n_layers) + 0.0

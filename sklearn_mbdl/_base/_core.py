@@ -1,4 +1,4 @@
-"""What every estimator of the toolkit shares.
+"""Devices, seeding, parameter checks and numpy <-> torch conversion.
 
 - device choice (``"cpu"``, ``"cuda"``, ``"auto"``) resolved once in ``fit``,
 - seeding from ``random_state`` without touching the caller's global torch
@@ -20,27 +20,18 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_array, check_random_state, check_scalar
+from sklearn.utils._param_validation import (  # noqa: F401 (re-exported)
+    HasMethods,
+    Hidden,
+    Interval,
+    InvalidParameterError,
+    Options,
+    RealNotInt,
+    StrOptions,
+)
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch.callbacks import Callback
 
-__all__ = [
-    "resolve_device",
-    "torch_seed",
-    "seeded",
-    "check_options",
-    "check_number",
-    "check_matrix",
-    "check_routed",
-    "warn_if_out_of_range",
-    "row_chunks",
-    "to_tensor",
-    "to_numpy",
-    "SimulatedRows",
-    "Announce",
-    "progress",
-    "TorchEstimator",
-    "RestorerMixin",
-]
 
 FLOAT_DTYPES = (np.float64, np.float32)
 
@@ -75,6 +66,34 @@ def resolve_device(device):
             )
         return device
     raise ValueError(f"device must be {_DEVICES}, got {device!r}.")
+
+
+# the ``device`` parameter's values ("cuda:<index>" and torch.device are
+# accepted and not advertised)
+DEVICE_CONSTRAINT = [
+    StrOptions({"cpu", "cuda", "auto", "accelerate"}),
+    Hidden(StrOptions({f"cuda:{index}" for index in range(64)})),
+    Hidden(torch.device),
+]
+
+
+# the constraints of the parameters every trained estimator shares
+TRAINING_CONSTRAINTS = {
+    "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+    "lr": [Interval(numbers.Real, 0, None, closed="neither")],
+    "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+    "validation_fraction": [Interval(numbers.Real, 0, 0.5, closed="both")],
+    "augmentation": [Interval(numbers.Real, 0, None, closed="left")],
+    "device": DEVICE_CONSTRAINT,
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+}
+
+
+def torch_dtype(array):
+    """The torch dtype results are computed in for ``array``: float64 for
+    float64 input, float32 otherwise (scikit-learn's dtype rule)."""
+    return torch.float64 if array.dtype == np.float64 else torch.float32
 
 
 def _accelerate():
@@ -356,30 +375,37 @@ class SimulatedRows(Callback):
     The training arrays passed to skorch are the user's rows followed by
     ``len(X) - start`` rows that ``simulate(rng, n)`` draws from the known
     model; this callback overwrites those rows in place before each epoch,
-    so the network never sees the same simulation twice. The references
-    are dropped when training ends (the fitted net stays picklable).
+    so the network never sees the same simulation twice. ``seed`` is an
+    integer or a ``RandomState`` to continue; with ``skip_first`` the rows
+    already hold the first epoch's draw (made from that ``RandomState``).
+    The references are dropped when training ends (the fitted net stays
+    picklable).
     """
 
-    def __init__(self, simulate, X, y, start, seed):
+    def __init__(self, simulate, X, y, start, seed, skip_first=False):
         self.simulate = simulate
         self.X = X
         self.y = y
         self.start = start
         self.seed = seed
+        self.skip_first = skip_first
 
     def initialize(self):
-        self.rng_ = np.random.RandomState(self.seed)
+        self.rng_ = check_random_state(self.seed)
+        self.skip_ = self.skip_first
         return self
 
     def on_epoch_begin(self, net, **kwargs):
         n = len(self.X) - self.start
-        if n > 0:
+        if self.skip_:
+            self.skip_ = False
+        elif n > 0:
             X_sim, y_sim = self.simulate(self.rng_, n)
             self.X[self.start:] = X_sim
             self.y[self.start:] = y_sim
 
     def on_train_end(self, net, **kwargs):
-        self.simulate = self.X = self.y = self.rng_ = None
+        self.simulate = self.X = self.y = self.rng_ = self.seed = None
 
 
 class Announce(Callback):
@@ -420,249 +446,3 @@ def progress(iterable=None, *, verbose, **kwargs):
     from tqdm.auto import tqdm
 
     return tqdm(iterable, disable=not verbose, leave=False, **kwargs)
-
-
-class TorchEstimator(BaseEstimator):
-    """Base of the toolkit's estimators.
-
-    Gives the shared input validation, device resolution and seeding, and
-    for estimators with a trained torch module, the skorch net and the
-    dtype-preserving inference. Subclasses keep scikit-learn's rules:
-    ``__init__`` only stores its arguments; fitted state ends in ``_``.
-    """
-
-    # ----- validation -------------------------------------------------------
-    def _validate_X(self, X, *, reset):
-        """2-D, finite, float64 or float32 (other dtypes become float64),
-        and writable.
-
-        A pandas DataFrame (copy-on-write) or a read-only memmap gives a
-        read-only array, which torch warns about when it wraps it: such
-        input is copied once here, so that no estimator meets it.
-        """
-        if not reset:
-            check_is_fitted(self)
-        X = validate_data(self, X, reset=reset, dtype=FLOAT_DTYPES,
-                          ensure_all_finite=True)
-        return X if X.flags.writeable else X.copy()
-
-    def _setup_fit(self):
-        """Resolve the device and the torch seed; call at the start of ``fit``."""
-        self.device_ = resolve_device(self.device)
-        self._seed = torch_seed(self.random_state)
-
-    # ----- skorch plumbing ---------------------------------------------------
-    def _holdout(self, n_samples, fraction, min_rows=20):
-        """Seeded (train, validation) row indices for early stopping.
-
-        The validation part is empty unless it gets at least ``min_rows``
-        rows: skorch's own default split silently holds out 20% even of
-        tiny data sets, which the estimators never want.
-        """
-        order = np.random.RandomState(self._seed).permutation(n_samples)
-        n_valid = int(round(fraction * n_samples))
-        if n_valid < min_rows:
-            return np.arange(n_samples), order[:0]
-        return np.sort(order[n_valid:]), np.sort(order[:n_valid])
-
-    def _make_net(self, module, *, criterion, valid=None, callbacks=(),
-                  patience=20, gradient_clip=1.0, net_class=None, label=None,
-                  **kwargs):
-        """The skorch net that trains ``module`` (a module class; its
-        arguments come as ``module__name=value`` keyword arguments).
-
-        ``net_class`` replaces skorch's ``NeuralNetRegressor`` (e.g. a
-        subclass whose loss also reads the input batch).
-
-        ``valid`` is a held-out ``(X, y)`` pair: with it, the net stops early
-        when the validation loss stops improving and restores its best
-        weights; without it, every row trains (``train_split=None``).
-        Gradients are clipped by norm and the learning rate follows a cosine
-        schedule down to 0 at ``max_epochs``.
-
-        At ``verbose >= 1`` skorch prints its epoch table, headed by a line
-        naming the estimator and what trains (``label``, e.g. "network 2 of
-        4"), and a progress bar runs over each epoch's batches.
-
-        With ``device="accelerate"`` the same net trains through HF
-        accelerate (skorch's ``AccelerateMixin``): run the script with
-        ``accelerate launch`` for data-parallel training on several GPUs or
-        nodes; one plain process trains as without it.
-        """
-        from skorch import NeuralNetRegressor
-        from skorch.callbacks import EarlyStopping, GradientNormClipping, LRScheduler
-        from skorch.dataset import Dataset
-        from skorch.helper import predefined_split
-
-        callbacks = list(callbacks)
-        callbacks.append(("lr_schedule", LRScheduler(
-            torch.optim.lr_scheduler.CosineAnnealingLR, T_max=self.max_epochs)))
-        if gradient_clip is not None:
-            callbacks.append(("clip", GradientNormClipping(gradient_clip)))
-        if self.verbose:
-            from skorch.callbacks import ProgressBar
-
-            what = label or f"training the {getattr(module, '__name__', 'network')}"
-            callbacks.insert(0, ("announce", Announce(
-                f"{type(self).__name__}: {what}, up to {self.max_epochs} epochs")))
-            callbacks.append(("progress", ProgressBar()))
-        train_split = None
-        if valid is not None and len(valid[0]):
-            train_split = predefined_split(Dataset(*valid))
-            callbacks.append(("early_stopping", EarlyStopping(
-                patience=patience, load_best=True, threshold=1e-4)))
-        lr = kwargs.pop("lr", self.lr)  # (an estimator may resolve its own)
-        net_class = net_class or NeuralNetRegressor
-        device = self.device_
-        if self.device == "accelerate":
-            # accelerate places the module and the batches on this process's
-            # device (skorch must not: device=None)
-            net_class = _accelerated(net_class)
-            accelerator = _accelerate().Accelerator()
-            kwargs["accelerator"] = accelerator
-            # the epoch table on the main process only, and only if verbose
-            # (skorch calls a sink other than print whatever verbose says)
-            kwargs["callbacks__print_log__sink"] = (
-                accelerator.print if self.verbose else _no_print)
-            device = None
-        return net_class(
-            module=module,
-            criterion=criterion,
-            optimizer=torch.optim.Adam,
-            lr=lr,
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
-            train_split=train_split,
-            callbacks=callbacks,
-            iterator_train__shuffle=True,
-            device=device,
-            verbose=self.verbose,
-            **kwargs,
-        )
-
-    def _train(self, net, X, y):
-        """``net.fit(X, y)``, then drop what only training needed.
-
-        Early stopping keeps a copy of the best weights and the learning-rate
-        scheduler a reference to the optimizer, both on the training device.
-        skorch maps only its own module, optimizer and criterion when
-        unpickling, so with these a model trained on a GPU would not load on
-        a CPU-only machine.
-        """
-        net.fit(X, y)
-        if hasattr(type(net), "_plain_class"):
-            _drop_accelerator(net, self.device_)
-        for _, callback in net.callbacks_:
-            for name in ("best_model_weights_", "lr_scheduler_"):
-                if hasattr(callback, name):
-                    setattr(callback, name, None)
-        return net
-
-    def _keep_better_of(self, start_state, error):
-        """Keep the trained weights, or the start if it was better.
-
-        Unrolled networks start as their model-based algorithm; training
-        that ends worse than that start on held-out data is not kept.
-        ``error()`` scores the current module (lower is better).
-
-        Parameters
-        ----------
-        start_state : dict
-            The module's ``state_dict`` at initialisation.
-        error : callable
-            ``error() -> float`` on the module as currently loaded.
-
-        Returns
-        -------
-        kept_trained : bool
-        trained_error, start_error : float
-        """
-        module = self.net_.module_
-        trained = {k: v.clone() for k, v in module.state_dict().items()}
-        trained_error = error()
-        module.load_state_dict(start_state)
-        start_error = error()
-        if trained_error <= start_error:
-            module.load_state_dict(trained)
-            return True, trained_error, start_error
-        return False, trained_error, start_error
-
-    def _module_state(self, dtype):
-        """The trained module's parameters and buffers cast to ``dtype``.
-
-        Used with :func:`torch.func.functional_call` so inference runs in the
-        input's dtype without changing the fitted module.
-        """
-        module = self.net_.module_
-        state = dict(module.named_parameters())
-        state.update(module.named_buffers())
-        return {k: v.detach().to(dtype=dtype) for k, v in state.items()}
-
-    def _inference_device(self):
-        return next(self.net_.module_.parameters()).device
-
-    def __setstate__(self, state):
-        # a model trained on a GPU loads on a CPU-only machine: skorch maps
-        # the tensors, and the estimator follows
-        if str(state.get("device_", "cpu")).startswith("cuda") and \
-                not torch.cuda.is_available():
-            state["device_"] = "cpu"
-        super().__setstate__(state)
-
-
-class RestorerMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
-    """What the image restorers share: ``score`` by simulation, feature
-    names, and tags.
-
-    ``get_feature_names_out`` names the pixels of the restored images
-    (``<class name>0``, ...), the columns ``transform`` returns for
-    flattened rows, so ``set_output(transform="pandas")`` gives a DataFrame
-    for 2-D input (image-shaped input gives image-shaped arrays).
-
-    ``fit`` learns from clean images and the known forward model simulates
-    the observations, so the same simulation scores a restorer without
-    labelled pairs: ``score(X)`` simulates observations of the clean images
-    ``X`` (seeded by ``random_state``, 0 when it is None), restores them and
-    returns the mean PSNR (peak 1). The estimator provides
-    ``_validate_images(X, reset=False) -> (rows, image_shape)``,
-    ``simulate(X, random_state)`` and ``_restore(observations, image_shape)
-    -> (images, extra)``.
-    """
-
-    def score(self, X, y=None):
-        """Mean PSNR (dB, peak 1) of the restorations of simulated
-        observations of the clean images ``X``.
-
-        ``GridSearchCV`` can tune the estimator with clean images only.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, h * w) or (n_samples, h, w)
-            Clean images in [0, 1].
-        y : None
-            Ignored.
-
-        Returns
-        -------
-        float
-        """
-        from .metrics import psnr
-
-        check_is_fitted(self)
-        clean, shape = self._validate_images(X, reset=False)
-        observed = self.simulate(X, random_state=check_random_state(
-            0 if self.random_state is None else self.random_state))
-        restored, _ = self._restore(observed, shape)
-        return float(np.mean(psnr(clean.reshape(-1, *shape), restored,
-                                  data_range=1.0, per_image=True)))
-
-    @property
-    def _n_features_out(self):
-        """Pixels of a restored image (the columns of 2-D output)."""
-        return int(np.prod(self.image_shape_))
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        tags.non_deterministic = False
-        return tags
