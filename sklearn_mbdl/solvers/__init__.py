@@ -13,52 +13,14 @@ shape ``(n_components, n_features)``, and the codes ``Z`` have shape
     0.5 * ||x - z @ D||_2^2 + alpha * ||z||_1
 """
 
-from ._active_set import active_set
-from ._detection import (
-    detection_step,
-    matched_filter,
-    mmse,
-    mmse_sic,
-    projected_gradient,
-    softness_schedule,
-    sphere_decoder,
-    zero_forcing,
-)
-from ._poisson import (
-    DISTRIBUTIONS,
-    exponential_family_nll,
-    exponential_family_objective,
-    exponential_family_step,
-    inverse_link,
-    link,
-    natural_offset,
-    poisson_proximal_gradient,
-)
-from ._proximal_gradient import fista, ista, lasso_objective, proximal_step
-from ._splitting import admm, dpir_schedule, hqs, pgd
+from . import _active_set, _detection, _poisson, _proximal_gradient, _splitting
+from ._active_set import *  # noqa: F401,F403
+from ._detection import *  # noqa: F401,F403
+from ._poisson import *  # noqa: F401,F403
+from ._proximal_gradient import *  # noqa: F401,F403
+from ._splitting import *  # noqa: F401,F403
 
-__all__ = [
-    "lasso_objective",
-    "proximal_step",
-    "ista",
-    "fista",
-    "active_set",
-    "matched_filter",
-    "detection_step",
-    "zero_forcing",
-    "mmse",
-    "mmse_sic",
-    "projected_gradient",
-    "softness_schedule",
-    "sphere_decoder",
-    "DISTRIBUTIONS",
-    "inverse_link",
-    "link",
-    "natural_offset",
-    "exponential_family_nll",
-    "exponential_family_objective",
-    "exponential_family_step",
-    "poisson_proximal_gradient",
-]
-
-__all__ += ["admm", "hqs", "pgd", "dpir_schedule"]
+# each module lists its public names once, in its own __all__
+__all__ = [name for module in (_proximal_gradient, _active_set, _detection, _poisson,
+                               _splitting)
+           for name in module.__all__]
