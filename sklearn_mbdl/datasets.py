@@ -9,6 +9,9 @@ import numbers
 import numpy as np
 from sklearn.utils import check_random_state
 
+from .detnet._simulate import constellation, simulate_mimo
+from .exoplanet._simulate import simulate_adi
+
 __all__ = [
     "TEST_IMAGES",
     "TRAIN_IMAGES",
@@ -297,14 +300,6 @@ def make_dead_leaves(n_samples, *, size=48, radius_range=(1.5, 40.0), supersampl
     return images
 
 
-#: Real-decomposed alphabets: the values one real dimension takes.
-_MODULATIONS = {
-    "bpsk": (np.array([-1.0, 1.0]), False),
-    "qpsk": (np.array([-1.0, 1.0]), True),
-    "16qam": (np.array([-3.0, -1.0, 1.0, 3.0]), True),
-}
-
-
 def mimo_constellation(modulation):
     """The real alphabet of a modulation and whether it is complex.
 
@@ -327,19 +322,7 @@ def mimo_constellation(modulation):
     >>> mimo_constellation("16qam")
     (array([-3., -1.,  1.,  3.]), True)
     """
-    if modulation not in _MODULATIONS:
-        raise ValueError(
-            f"modulation must be one of {sorted(_MODULATIONS)}, got {modulation!r}."
-        )
-    points, is_complex = _MODULATIONS[modulation]
-    return points.copy(), is_complex
-
-
-def _real_decomposition(H):
-    """``[[Re, -Im], [Im, Re]]`` of complex channels, on the last two axes."""
-    top = np.concatenate([H.real, -H.imag], axis=-1)
-    bottom = np.concatenate([H.imag, H.real], axis=-1)
-    return np.concatenate([top, bottom], axis=-2)
+    return constellation(modulation)
 
 
 def _snr_range(snr_db):
@@ -421,47 +404,9 @@ def make_mimo(n_samples=1000, n_tx=30, n_rx=60, *, snr_db=10.0, modulation="bpsk
     n_tx = _check_positive_int(n_tx, "n_tx")
     n_rx = _check_positive_int(n_rx, "n_rx")
     low, high = _snr_range(snr_db)
-    points, is_complex = mimo_constellation(modulation)
-    rng = check_random_state(random_state)
-    K, N = (2 * n_tx, 2 * n_rx) if is_complex else (n_tx, n_rx)
-
-    def draw(*shape):
-        if is_complex:
-            G = (rng.standard_normal((*shape, n_rx, n_tx))
-                 + 1j * rng.standard_normal((*shape, n_rx, n_tx))) / np.sqrt(2.0)
-            return _real_decomposition(G)
-        return rng.standard_normal((*shape, n_rx, n_tx))
-
-    if isinstance(channel, str):
-        if channel not in ("iid", "fixed"):
-            raise ValueError(
-                f"channel must be 'iid', 'fixed' or an array, got {channel!r}."
-            )
-        H = draw(n_samples) if channel == "iid" else draw()
-    else:
-        H = np.asarray(channel)
-        if np.iscomplexobj(H):
-            if not is_complex:
-                raise ValueError("a complex channel needs a complex modulation.")
-            H = _real_decomposition(H)
-        H = H.astype(np.float64)
-        if not np.all(np.isfinite(H)):
-            raise ValueError("channel contains NaN or infinity.")
-        if H.shape[-2:] != (N, K) or H.ndim not in (2, 3) or (
-                H.ndim == 3 and H.shape[0] != n_samples):
-            raise ValueError(
-                f"channel has shape {H.shape}; expected ({N}, {K}) or "
-                f"({n_samples}, {N}, {K}) for {n_tx} users and {n_rx} antennas "
-                f"({modulation})."
-            )
-    y = points[rng.randint(len(points), size=(n_samples, K))]
-    snr = 10.0 ** (rng.uniform(low, high, size=n_samples) / 10.0)
-    energy = float(np.mean(points ** 2))
-    frobenius = np.sum(H ** 2, axis=(-2, -1))
-    sigma = np.sqrt(energy * frobenius / (K * snr))
-    clean = y @ H.T if H.ndim == 2 else np.einsum("nrk,nk->nr", H, y)
-    X = clean + sigma[:, None] * rng.standard_normal((n_samples, N))
-    return X, y.astype(np.int64), H
+    mimo_constellation(modulation)          # checks the name
+    return simulate_mimo(check_random_state(random_state), n_samples, n_tx, n_rx,
+                         snr_range=(low, high), modulation=modulation, channel=channel)
 
 
 def make_degraded_images(operator, n_samples, *, patch_size=64, noise_level=0.01,
@@ -758,8 +703,6 @@ def make_adi_cube(n_frames=48, image_size=64, *, rotation_range=60.0, n_planets=
     >>> sorted(parts), parts["speckles"].shape
     (['companions', 'speckles'], (8, 32, 32))
     """
-    from .exoplanet._simulate import simulate_adi
-
     n_frames = _check_positive_int(n_frames, "n_frames")
     image_size = _check_positive_int(image_size, "image_size", 16)
     n_planets = _check_positive_int(n_planets, "n_planets", 0)
