@@ -9,6 +9,7 @@ import numbers
 import numpy as np
 from sklearn.utils import check_random_state
 
+from .burst._simulate import draw_bursts
 from .detnet._simulate import constellation, simulate_mimo
 from .exoplanet._simulate import simulate_adi
 
@@ -528,7 +529,6 @@ def make_bursts(images, *, scale=2, n_frames=8, max_shift=2.0, noise_level=0.01,
     ((1, 8, 32, 32), (1, 64, 64), (1, 8, 2))
     """
     from ._base import check_number, check_options
-    from .burst._simulate import random_motions, simulate_bursts
 
     scale = _check_positive_int(scale, "scale")
     n_frames = _check_positive_int(n_frames, "n_frames")
@@ -551,12 +551,12 @@ def make_bursts(images, *, scale=2, n_frames=8, max_shift=2.0, noise_level=0.01,
         raise ValueError(
             f"images of shape {images.shape[1:]} are smaller than scale={scale}.")
     high_res = images[:, :H, :W]
-    rng = check_random_state(random_state)
-    motions = random_motions(rng, len(high_res), n_frames, model=motion,
-                             max_shift=max_shift, max_rotation=max_rotation)
-    bursts = simulate_bursts(high_res, motions, scale=scale, blur_sigma=blur_sigma,
-                             noise_level=noise_level, shot=shot_noise, rng=rng,
-                             model=motion)
+    # one fixed camera: Gaussian read noise of noise_level, no drawn levels
+    bursts, motions = draw_bursts(
+        check_random_state(random_state), high_res, n_frames=n_frames, scale=scale,
+        model=motion, max_shift=max_shift, max_rotation=max_rotation,
+        blur_sigma=blur_sigma, noise_level=noise_level, shot_noise=shot_noise,
+        read_noise=0.0, signals=False)
     return bursts, high_res, motions
 
 
