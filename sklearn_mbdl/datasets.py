@@ -12,6 +12,8 @@ from sklearn.utils import check_random_state
 from .burst._simulate import draw_bursts
 from .detnet._simulate import constellation, simulate_mimo
 from .exoplanet._simulate import simulate_adi
+from .operators import Identity
+from .operators._observe import observe
 
 __all__ = [
     "TEST_IMAGES",
@@ -451,10 +453,7 @@ def make_degraded_images(operator, n_samples, *, patch_size=64, noise_level=0.01
     >>> Y.shape, X.shape
     ((3, 32, 32), (3, 32, 32))
     """
-    import torch
-
     from ._base import check_number
-    from .operators import Identity
 
     n_samples = _check_positive_int(n_samples, "n_samples")
     patch_size = _check_positive_int(patch_size, "patch_size")
@@ -468,9 +467,7 @@ def make_degraded_images(operator, n_samples, *, patch_size=64, noise_level=0.01
     rng = check_random_state(random_state)
     clean = extract_patches(load_images(images), n_samples, patch_size,
                             random_state=rng)
-    observed = operator.forward(torch.from_numpy(clean)).numpy()
-    observed = observed + noise_level * rng.standard_normal(observed.shape)
-    return observed, clean
+    return observe(operator, clean, noise_level, rng), clean
 
 
 def make_bursts(images, *, scale=2, n_frames=8, max_shift=2.0, noise_level=0.01,
