@@ -1,7 +1,11 @@
 """Problem generators: ``make_*`` functions, one per method.
 
 Everything is simulated or taken from the images bundled with installed
-packages; nothing is downloaded.
+packages; nothing is downloaded. This module checks the arguments and
+documents the generators; each simulation lives beside its method, where
+the estimator draws from it too: ``burst._simulate`` (bursts),
+``operators._observe`` (degraded images), ``detnet._simulate`` (MIMO),
+``exoplanet._simulate`` and ``exoplanet._optics`` (ADI cubes).
 """
 
 import numbers
