@@ -1,13 +1,23 @@
 """Problem generators: ``make_*`` functions, one per method.
 
 Everything is simulated or taken from the images bundled with installed
-packages; nothing is downloaded.
+packages; nothing is downloaded. This module checks the arguments and
+documents the generators; each simulation lives beside its method, where
+the estimator draws from it too: ``burst._simulate`` (bursts),
+``operators._observe`` (degraded images), ``detnet._simulate`` (MIMO),
+``exoplanet._simulate`` and ``exoplanet._optics`` (ADI cubes).
 """
 
 import numbers
 
 import numpy as np
 from sklearn.utils import check_random_state
+
+from .burst._simulate import draw_bursts
+from .detnet._simulate import constellation, simulate_mimo
+from .exoplanet._simulate import simulate_adi
+from .operators import Identity
+from .operators._observe import observe
 
 __all__ = [
     "TEST_IMAGES",
@@ -297,14 +307,6 @@ def make_dead_leaves(n_samples, *, size=48, radius_range=(1.5, 40.0), supersampl
     return images
 
 
-#: Real-decomposed alphabets: the values one real dimension takes.
-_MODULATIONS = {
-    "bpsk": (np.array([-1.0, 1.0]), False),
-    "qpsk": (np.array([-1.0, 1.0]), True),
-    "16qam": (np.array([-3.0, -1.0, 1.0, 3.0]), True),
-}
-
-
 def mimo_constellation(modulation):
     """The real alphabet of a modulation and whether it is complex.
 
@@ -327,19 +329,7 @@ def mimo_constellation(modulation):
     >>> mimo_constellation("16qam")
     (array([-3., -1.,  1.,  3.]), True)
     """
-    if modulation not in _MODULATIONS:
-        raise ValueError(
-            f"modulation must be one of {sorted(_MODULATIONS)}, got {modulation!r}."
-        )
-    points, is_complex = _MODULATIONS[modulation]
-    return points.copy(), is_complex
-
-
-def _real_decomposition(H):
-    """``[[Re, -Im], [Im, Re]]`` of complex channels, on the last two axes."""
-    top = np.concatenate([H.real, -H.imag], axis=-1)
-    bottom = np.concatenate([H.imag, H.real], axis=-1)
-    return np.concatenate([top, bottom], axis=-2)
+    return constellation(modulation)
 
 
 def _snr_range(snr_db):
@@ -421,47 +411,9 @@ def make_mimo(n_samples=1000, n_tx=30, n_rx=60, *, snr_db=10.0, modulation="bpsk
     n_tx = _check_positive_int(n_tx, "n_tx")
     n_rx = _check_positive_int(n_rx, "n_rx")
     low, high = _snr_range(snr_db)
-    points, is_complex = mimo_constellation(modulation)
-    rng = check_random_state(random_state)
-    K, N = (2 * n_tx, 2 * n_rx) if is_complex else (n_tx, n_rx)
-
-    def draw(*shape):
-        if is_complex:
-            G = (rng.standard_normal((*shape, n_rx, n_tx))
-                 + 1j * rng.standard_normal((*shape, n_rx, n_tx))) / np.sqrt(2.0)
-            return _real_decomposition(G)
-        return rng.standard_normal((*shape, n_rx, n_tx))
-
-    if isinstance(channel, str):
-        if channel not in ("iid", "fixed"):
-            raise ValueError(
-                f"channel must be 'iid', 'fixed' or an array, got {channel!r}."
-            )
-        H = draw(n_samples) if channel == "iid" else draw()
-    else:
-        H = np.asarray(channel)
-        if np.iscomplexobj(H):
-            if not is_complex:
-                raise ValueError("a complex channel needs a complex modulation.")
-            H = _real_decomposition(H)
-        H = H.astype(np.float64)
-        if not np.all(np.isfinite(H)):
-            raise ValueError("channel contains NaN or infinity.")
-        if H.shape[-2:] != (N, K) or H.ndim not in (2, 3) or (
-                H.ndim == 3 and H.shape[0] != n_samples):
-            raise ValueError(
-                f"channel has shape {H.shape}; expected ({N}, {K}) or "
-                f"({n_samples}, {N}, {K}) for {n_tx} users and {n_rx} antennas "
-                f"({modulation})."
-            )
-    y = points[rng.randint(len(points), size=(n_samples, K))]
-    snr = 10.0 ** (rng.uniform(low, high, size=n_samples) / 10.0)
-    energy = float(np.mean(points ** 2))
-    frobenius = np.sum(H ** 2, axis=(-2, -1))
-    sigma = np.sqrt(energy * frobenius / (K * snr))
-    clean = y @ H.T if H.ndim == 2 else np.einsum("nrk,nk->nr", H, y)
-    X = clean + sigma[:, None] * rng.standard_normal((n_samples, N))
-    return X, y.astype(np.int64), H
+    mimo_constellation(modulation)          # checks the name
+    return simulate_mimo(check_random_state(random_state), n_samples, n_tx, n_rx,
+                         snr_range=(low, high), modulation=modulation, channel=channel)
 
 
 def make_degraded_images(operator, n_samples, *, patch_size=64, noise_level=0.01,
@@ -505,10 +457,7 @@ def make_degraded_images(operator, n_samples, *, patch_size=64, noise_level=0.01
     >>> Y.shape, X.shape
     ((3, 32, 32), (3, 32, 32))
     """
-    import torch
-
     from ._base import check_number
-    from .operators import Identity
 
     n_samples = _check_positive_int(n_samples, "n_samples")
     patch_size = _check_positive_int(patch_size, "patch_size")
@@ -522,9 +471,7 @@ def make_degraded_images(operator, n_samples, *, patch_size=64, noise_level=0.01
     rng = check_random_state(random_state)
     clean = extract_patches(load_images(images), n_samples, patch_size,
                             random_state=rng)
-    observed = operator.forward(torch.from_numpy(clean)).numpy()
-    observed = observed + noise_level * rng.standard_normal(observed.shape)
-    return observed, clean
+    return observe(operator, clean, noise_level, rng), clean
 
 
 def make_bursts(images, *, scale=2, n_frames=8, max_shift=2.0, noise_level=0.01,
@@ -583,7 +530,6 @@ def make_bursts(images, *, scale=2, n_frames=8, max_shift=2.0, noise_level=0.01,
     ((1, 8, 32, 32), (1, 64, 64), (1, 8, 2))
     """
     from ._base import check_number, check_options
-    from .burst._simulate import random_motions, simulate_bursts
 
     scale = _check_positive_int(scale, "scale")
     n_frames = _check_positive_int(n_frames, "n_frames")
@@ -606,12 +552,12 @@ def make_bursts(images, *, scale=2, n_frames=8, max_shift=2.0, noise_level=0.01,
         raise ValueError(
             f"images of shape {images.shape[1:]} are smaller than scale={scale}.")
     high_res = images[:, :H, :W]
-    rng = check_random_state(random_state)
-    motions = random_motions(rng, len(high_res), n_frames, model=motion,
-                             max_shift=max_shift, max_rotation=max_rotation)
-    bursts = simulate_bursts(high_res, motions, scale=scale, blur_sigma=blur_sigma,
-                             noise_level=noise_level, shot=shot_noise, rng=rng,
-                             model=motion)
+    # one fixed camera: Gaussian read noise of noise_level, no drawn levels
+    bursts, motions = draw_bursts(
+        check_random_state(random_state), high_res, n_frames=n_frames, scale=scale,
+        model=motion, max_shift=max_shift, max_rotation=max_rotation,
+        blur_sigma=blur_sigma, noise_level=noise_level, shot_noise=shot_noise,
+        read_noise=0.0, signals=False)
     return bursts, high_res, motions
 
 
@@ -667,20 +613,6 @@ def make_poisson_images(n_samples, *, patch_size=64, peak=4, images="train",
     clean = extract_patches(pictures, n_samples, patch_size, random_state=rng)
     noisy = rng.poisson(peak * clean).astype(np.float64)
     return noisy, clean
-
-
-def _phase_screen(rng, m, diameter, slope):
-    """A random pupil phase with a power-law spectrum, unit RMS on the pupil."""
-    f = np.fft.fftfreq(m) * m / diameter          # cycles per pupil diameter
-    fx, fy = np.meshgrid(f, f)
-    radius = np.hypot(fx, fy)
-    amplitude = np.where(radius > 0, np.maximum(radius, 0.5) ** (-slope / 2), 0.0)
-    noise = rng.standard_normal((m, m)) + 1j * rng.standard_normal((m, m))
-    screen = np.fft.ifft2(amplitude * noise).real
-    inside = np.hypot(*np.meshgrid(np.arange(m) - m / 2, np.arange(m) - m / 2)) \
-        <= diameter / 2
-    screen = screen - screen[inside].mean()
-    return screen / screen[inside].std()
 
 
 def make_adi_cube(n_frames=48, image_size=64, *, rotation_range=60.0, n_planets=3,
@@ -772,11 +704,6 @@ def make_adi_cube(n_frames=48, image_size=64, *, rotation_range=60.0, n_planets=
     >>> sorted(parts), parts["speckles"].shape
     (['companions', 'speckles'], (8, 32, 32))
     """
-    import torch
-
-    from .exoplanet._adi import distinct_separations
-    from .operators import rotate
-
     n_frames = _check_positive_int(n_frames, "n_frames")
     image_size = _check_positive_int(image_size, "image_size", 16)
     n_planets = _check_positive_int(n_planets, "n_planets", 0)
@@ -790,88 +717,13 @@ def make_adi_cube(n_frames=48, image_size=64, *, rotation_range=60.0, n_planets=
     if speckle_decorrelation > 1:
         raise ValueError(
             f"speckle_decorrelation must be in [0, 1], got {speckle_decorrelation!r}.")
-    rng = check_random_state(random_state)
-    n = image_size
-    m = 2 * n                                   # pupil grid: no aliasing in the crop
-    diameter = 1.03 * m / fwhm                  # Airy FWHM = 1.03 lambda / D
-    u = np.arange(m) - m / 2
-    ux, uy = np.meshgrid(u, u)
-    pupil = (np.hypot(ux, uy) <= diameter / 2).astype(float)
-    # half-pixel tilt: the star lands on the centre of the even grid
-    tilt = np.exp(-1j * np.pi * (ux + uy) / m)
-    crop = slice(m // 2 - n // 2, m // 2 - n // 2 + n)
-
-    def focal(field):
-        image = np.abs(np.fft.fftshift(np.fft.fft2(field))) ** 2
-        return image[..., crop, crop]
-
-    peak = focal(pupil * tilt).max()
-    # pupil aberrations in radians RMS
-    static = 0.1 * _phase_screen(rng, m, diameter, 2.5)
-    slow_a = 0.1 * _phase_screen(rng, m, diameter, 2.5)
-    slow_b = 0.1 * _phase_screen(rng, m, diameter, 2.5)
-    fast = 0.01
-    t = np.linspace(0.0, np.pi / 2, n_frames)
-    evolving = speckle_decorrelation
-    frames = np.empty((n_frames, n, n))
-    for k in range(n_frames):
-        phase = (np.sqrt(1 - evolving ** 2) * static
-                 + evolving * (np.cos(t[k]) * slow_a + np.sin(t[k]) * slow_b)
-                 + fast * _phase_screen(rng, m, diameter, 2.0))
-        field = pupil * np.exp(1j * phase)
-        field = (field - pupil * field[pupil > 0].mean()) * tilt   # ideal coronagraph
-        frames[k] = focal(field) / peak
-    angles = np.linspace(-rotation_range / 2, rotation_range / 2, n_frames)
-    centre = (n - 1) / 2
-    # classical-ADI noise per separation, on the planet-free speckles
-    yy, xx = np.mgrid[:n, :n]
-    radius = np.hypot(xx - centre, yy - centre)
-    residual = frames - np.median(frames, axis=0)
-    derotated = rotate(torch.from_numpy(residual), torch.from_numpy(angles)).numpy()
-    cadi = derotated.mean(axis=0)
-
-    def noise_at(sep):
-        ring = np.abs(radius - sep) <= max(fwhm / 2, 1.0)
-        return float(cadi[ring].std())
-
-    # photon noise: a star of 1e7 counts at its peak (1e3 at contrast 1e-4),
-    # read noise of 5 counts
-    photons = 1e7
-    # companions on the sky
-    psf_full = focal(pupil)                       # centred on pixel n // 2
-    size = 2 * int(np.ceil(2 * fwhm)) + 1
-    c = n // 2
-    psf = psf_full[c - size // 2:c + size // 2 + 1, c - size // 2:c + size // 2 + 1]
-    psf = psf / psf.max()
-    planets = np.zeros(n_planets, dtype=[("x", float), ("y", float),
-                                         ("separation", float),
-                                         ("position_angle", float), ("flux", float)])
-    sky = np.zeros((n, n))
-    low, high = 2 * fwhm, n / 2 - 1.5 * fwhm
-    seps = distinct_separations(rng, n_planets, low, high, fwhm)
-    for i in range(n_planets):
-        sep = seps[i]
-        pa = rng.uniform(0, 360)
-        x = centre + sep * np.cos(np.deg2rad(pa))
-        y = centre + sep * np.sin(np.deg2rad(pa))
-        flux = contrast * noise_at(sep)
-        planets[i] = (x, y, sep, pa, flux)
-        # the off-axis PSF at (x, y): a tilt of the pupil field
-        shift = np.exp(2j * np.pi * ((x - centre) * ux + (y - centre) * uy) / m)
-        sky += flux * focal(pupil * tilt * shift) / peak
-    companions = np.zeros_like(frames)
-    if n_planets:
-        # vip-hci's convention: the sky turns clockwise by the angle
-        companions = rotate(torch.from_numpy(sky), torch.from_numpy(-angles),
-                            mode="bicubic").numpy()
-    speckles = frames
-    frames = speckles + companions
-    counts = rng.poisson(np.clip(frames, 0, None) * photons).astype(float)
-    counts += 5.0 * rng.standard_normal(counts.shape)
+    cube, angles, planets, psf, parts = simulate_adi(
+        n_frames, image_size, rotation_range=rotation_range, n_planets=n_planets,
+        contrast=contrast, fwhm=fwhm, speckle_decorrelation=speckle_decorrelation,
+        rng=check_random_state(random_state))
     if return_components:
-        return counts / photons, angles, planets, psf, {"speckles": speckles,
-                                                       "companions": companions}
-    return counts / photons, angles, planets, psf
+        return cube, angles, planets, psf, parts
+    return cube, angles, planets, psf
 
 
 def make_physical_adi_cube(n_frames=48, image_size=65, *, rotation_range=60.0,

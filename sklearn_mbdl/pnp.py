@@ -39,6 +39,7 @@ from .denoisers import (
     _shipped_weights,
 )
 from .operators import Identity
+from .operators._observe import observe
 from .solvers import admm, hqs, pgd
 from .solvers._splitting import _change
 
@@ -583,7 +584,5 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
         self._observation_shape(shape)
         rng = check_random_state(self.random_state if random_state is None
                                  else random_state)
-        images = torch.from_numpy(X.reshape(-1, *shape).astype(np.float64))
-        Y = to_numpy(self._operator().forward(images), np.float64)
-        Y = Y + self.noise_level * rng.standard_normal(Y.shape)
+        Y = observe(self._operator(), X.reshape(-1, *shape), self.noise_level, rng)
         return Y.astype(X.dtype)

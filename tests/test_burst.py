@@ -425,3 +425,28 @@ def test_fit_is_deterministic_and_idempotent():
     np.testing.assert_allclose(make().fit(patches).transform(bursts), first)
     np.testing.assert_allclose(model.transform(bursts[::-1])[::-1], first, atol=1e-7)
     np.testing.assert_allclose(model.transform(bursts[2:4]), first[2:4], atol=1e-7)
+
+
+def test_make_bursts_and_simulate_share_one_formation_model():
+    # one simulation behind both: the same seed and one fixed camera give the
+    # same motions and, without noise, the same bursts
+    patches = extract_patches(load_images("train"), 4, 16, random_state=0)
+    camera = dict(motion="euclidean", max_shift=1.5, max_rotation=2.0, blur_sigma=0.5,
+                  noise_level=0.0, shot_noise=0.0)
+    model = BurstSuperResolver(2, 3, n_iter=1, max_epochs=1, random_state=0,
+                               **camera).fit(patches)
+    bursts, motions = model.simulate(patches, random_state=3, return_motion=True)
+    expected, high_res, true_motions = make_bursts(patches, scale=2, n_frames=3,
+                                                   random_state=3, **camera)
+    np.testing.assert_array_equal(high_res, patches)
+    np.testing.assert_array_equal(motions, true_motions)
+    np.testing.assert_array_equal(bursts, expected)
+    # with Gaussian noise the motions still agree; the estimator draws each
+    # burst's camera before the noise, so the noise draws differ, not its level
+    camera["noise_level"] = 0.02
+    bursts, motions = model.set_params(noise_level=0.02).simulate(
+        patches, random_state=3, return_motion=True)
+    expected, _, true_motions = make_bursts(patches, scale=2, n_frames=3,
+                                            random_state=3, **camera)
+    np.testing.assert_array_equal(motions, true_motions)
+    assert np.std(bursts - expected) == pytest.approx(0.02 * np.sqrt(2), rel=0.1)

@@ -534,6 +534,19 @@ def test_transform_layout_dtype_history():
     np.testing.assert_allclose(single, images, atol=1e-10)
 
 
+@pytest.mark.parametrize("operator", [GaussianBlur(1.0, 7), Decimation(2), None])
+def test_make_degraded_images_and_simulate_share_one_observation_model(operator):
+    # make_degraded_images draws its patches, then the noise, from one random
+    # state; simulate on those patches from that state gives its observations
+    observed, clean = make_degraded_images(operator, 3, patch_size=16,
+                                           noise_level=0.05, random_state=0)
+    est = PnPRestorer(operator, denoiser="tv", noise_level=0.05).fit(clean)
+    rng = np.random.RandomState(0)
+    patches = extract_patches(load_images("test"), 3, 16, random_state=rng)
+    np.testing.assert_array_equal(patches, clean)
+    np.testing.assert_array_equal(est.simulate(clean, random_state=rng), observed)
+
+
 def test_score_and_grid_search_tune_rho():
     A = GaussianBlur(1.6, 25)
     _, X = make_degraded_images(A, 6, patch_size=32, random_state=0)

@@ -23,9 +23,8 @@ from .._base import (
     warn_if_out_of_range,
 )
 from ..operators import MOTION_MODELS, decimation_factors
-from ._camera import draw_noise_levels
 from ._network import BurstNet
-from ._simulate import random_motions, simulate_bursts
+from ._simulate import draw_bursts as _draw_bursts
 
 __all__ = ["BurstSuperResolver"]
 
@@ -35,26 +34,6 @@ PRIORS = ("cnn", "tv")
 def _frame_shape(image_shape, scale):
     factors = decimation_factors(image_shape, scale)
     return tuple(-(-int(s) // f) for s, f in zip(image_shape, factors))
-
-
-def _draw_bursts(rng, images, *, n_frames, scale, model, max_shift, max_rotation,
-                 blur_sigma, noise_level, shot_noise):
-    """Bursts of ``images`` through cameras drawn at random: motions, optics
-    blur (one per burst when ``blur_sigma`` is a range, on a 0.05-pixel
-    grid) and shot / read noise (:mod:`~sklearn_mbdl.burst._camera`), plus
-    Gaussian noise of ``noise_level`` when it is a number."""
-    n = len(images)
-    motions = random_motions(rng, n, n_frames, model=model, max_shift=max_shift,
-                             max_rotation=max_rotation, image_shape=images.shape[1:])
-    if isinstance(blur_sigma, tuple):
-        blur = np.round(rng.uniform(*blur_sigma, size=n) / 0.05) * 0.05
-    else:
-        blur = blur_sigma
-    shot, read = draw_noise_levels(rng, n, shot_noise)
-    gaussian = 0.0 if noise_level == "auto" else float(noise_level)
-    bursts = simulate_bursts(images, motions, scale=scale, blur_sigma=blur, rng=rng,
-                             model=model, noise_level=gaussian, shot=shot, read=read)
-    return bursts, motions
 
 
 def _simulate_training(rng, n_samples, *, clean, **camera):

@@ -1,5 +1,7 @@
 """Simulated bursts (the formation model with random motions and camera
-noise) and the classic baselines: bicubic interpolation of the reference
+noise: :func:`draw_bursts`, behind both
+:func:`sklearn_mbdl.datasets.make_bursts` and the estimator's training and
+``simulate``) and the classic baselines: bicubic interpolation of the reference
 frame, shift-and-add with known motions, Wiener deconvolution. All on the
 pixel-centre grid of :mod:`sklearn_mbdl.operators`."""
 
@@ -9,11 +11,11 @@ import numpy as np
 import torch
 
 from ..operators import MOTION_MODELS, BurstOperator, gaussian_filter, upsample
-from ._camera import camera_noise
+from ._camera import camera_noise, draw_noise_levels
 from ._motion import to_high_res
 
-__all__ = ["random_motions", "simulate_bursts", "bicubic", "shift_and_add",
-           "wiener_deconvolution"]
+__all__ = ["random_motions", "simulate_bursts", "draw_bursts", "bicubic",
+           "shift_and_add", "wiener_deconvolution"]
 
 
 def random_motions(rng, n_bursts, n_frames, *, model="translation", max_shift=2.0,
@@ -87,6 +89,62 @@ def simulate_bursts(images, motions, *, scale, blur_sigma, rng, model="translati
         bursts[which] = frames
     bursts = camera_noise(bursts, shot, read + float(noise_level) ** 2, rng)
     return bursts.astype(np.asarray(images).dtype, copy=False)
+
+
+def draw_bursts(rng, images, *, n_frames, scale, model="translation", max_shift=2.0,
+                max_rotation=1.0, blur_sigma=0.4, noise_level=0.0, shot_noise=0.0,
+                read_noise="camera", signals=True):
+    """Bursts of ``images`` through cameras drawn at random: motions
+    (:func:`random_motions`), optics blur, shot / read noise
+    (:mod:`~sklearn_mbdl.burst._camera`) and Gaussian noise, in that order
+    from ``rng``.
+
+    Parameters
+    ----------
+    rng : RandomState
+    images : ndarray of shape (n, H, W)
+        Float64 images, sides multiples of ``scale`` or 1.
+    n_frames, scale : int
+    model : str
+    max_shift, max_rotation : float
+    blur_sigma : float or (float, float)
+        Optics blur in frame pixels; a range draws one per burst, uniform on
+        a 0.05-pixel grid.
+    noise_level : float or "auto"
+        Standard deviation of the Gaussian noise; ``"auto"`` adds none.
+    shot_noise : float or (float, float)
+        Shot variance per unit of signal, or a range (``read_noise="camera"``
+        only).
+    read_noise : "camera" or float, default="camera"
+        ``"camera"``: one camera per burst, its read variance tied to its
+        shot variance (:func:`~sklearn_mbdl.burst._camera.draw_noise_levels`);
+        a number: that read variance and the fixed ``shot_noise`` for all.
+    signals : bool, default=True
+        Images one pixel high are 1-D signals, moved only along their
+        length; False moves them along both axes like any image.
+
+    Returns
+    -------
+    bursts : ndarray of shape (n, n_frames, h, w)
+    motions : ndarray of shape (n, n_frames, k)
+        Low-resolution motions.
+    """
+    n = len(images)
+    motions = random_motions(rng, n, n_frames, model=model, max_shift=max_shift,
+                             max_rotation=max_rotation,
+                             image_shape=images.shape[1:] if signals else None)
+    if isinstance(blur_sigma, tuple):
+        blur = np.round(rng.uniform(*blur_sigma, size=n) / 0.05) * 0.05
+    else:
+        blur = blur_sigma
+    if isinstance(read_noise, str) and read_noise == "camera":
+        shot, read = draw_noise_levels(rng, n, shot_noise)
+    else:
+        shot, read = shot_noise, read_noise
+    gaussian = 0.0 if noise_level == "auto" else float(noise_level)
+    bursts = simulate_bursts(images, motions, scale=scale, blur_sigma=blur, rng=rng,
+                             model=model, noise_level=gaussian, shot=shot, read=read)
+    return bursts, motions
 
 
 def bicubic(bursts, scale, image_shape=None):

@@ -12,7 +12,9 @@ from the training pairs.
 
 The subpackage holds the problem's plumbing (``_problem``: alphabet,
 channel, sufficient statistics), the network (``_network``), the learned
-estimator (``_classifier``) and the model-based one (``_model_based``).
+estimator (``_classifier``), the model-based one (``_model_based``) and the
+simulated transmissions behind :func:`sklearn_mbdl.datasets.make_mimo`
+(``_simulate``: alphabets, real decomposition).
 """
 
 from ._classifier import DetNetClassifier

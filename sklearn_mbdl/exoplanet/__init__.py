@@ -3,7 +3,11 @@
 - ``_adi``: geometry (derotation, companion trajectories), the PCA-ADI and
   PACO-style baselines;
 - ``_model``: the local model unrolled into a network;
-- ``_estimator``: :class:`ExoplanetSeparator`.
+- ``_estimator``: :class:`ExoplanetSeparator`;
+- ``_simulate``: the idealised ADI simulator behind
+  :func:`sklearn_mbdl.datasets.make_adi_cube`; ``_optics``: the
+  physical-optics one (hcipy) behind
+  :func:`sklearn_mbdl.datasets.make_physical_adi_cube`.
 """
 
 from ._adi import (

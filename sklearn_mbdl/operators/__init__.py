@@ -31,6 +31,8 @@ importable from here:
 - ``_burst``: the burst formation model ``y_k = S B W_{p_k} x``:
   :class:`BurstOperator`, :func:`bin_pixels`, :func:`blur_and_bin`,
   :func:`gaussian_filter`, :func:`upsample`, :func:`decimation_factors`.
+- ``_observe``: simulated noisy observations through any operator,
+  ``observe`` (behind ``make_degraded_images`` and ``PnPRestorer.simulate``).
 
 One grid convention holds for every imaging operator: *pixel-centre*, as in
 scikit-image (``transform.rescale``, ``transform.downscale_local_mean``),
