@@ -20,9 +20,8 @@ from ._base import (
     TrainingProblem,
     check_matrix,
     check_number,
-    row_chunks,
     to_numpy,
-    to_tensor,
+    torch_dtype,
 )
 from .operators import MatrixOperator
 from .prox import prox_l1
@@ -363,21 +362,21 @@ class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
         ``mmap`` / ``munmap`` pair and a round of page faults, 5 times
         slower than in a plain process.
         """
-        dtype = torch.float64 if X.dtype == np.float64 else torch.float32
-        module = copy.deepcopy(self.net_.module_).to(dtype=dtype).eval()
-        device = self._inference_device()
+        dtype = torch_dtype(X)
+        module = copy.deepcopy(self.net_.module_).to(dtype=dtype)
         n_layers = n_layers or self.n_layers_
-        codes = np.empty((X.shape[0], self.components_.shape[0]), dtype=X.dtype)
-        chunks = row_chunks(X.shape[0], device)
-        buffers = _Buffers(chunks[0].stop if chunks else 0, module, device, dtype)
-        n_far = 0
-        with torch.no_grad():
-            for rows in chunks:
-                x = to_tensor(X[rows], device, dtype=dtype)
-                z = _run_in_place(module, x, n_layers, buffers)
-                if guard:
-                    n_far += self._guard(x, z, module.dictionary, n_layers, buffers)
-                codes[rows] = to_numpy(z, X.dtype)
+        buffers, n_far = [], 0
+
+        def forward(module, state, x):
+            nonlocal n_far
+            if not buffers:   # sized by the first (largest) chunk
+                buffers.append(_Buffers(len(x), module, x.device, dtype))
+            z = _run_in_place(module, x, n_layers, buffers[0])
+            if guard:
+                n_far += self._guard(x, z, module.dictionary, n_layers, buffers[0])
+            return z
+
+        codes = self._run_network(X, forward, module=module)
         if n_far:
             warnings.warn(
                 f"LISTATransformer: {n_far} of {X.shape[0]} rows had codes far "

@@ -375,21 +375,24 @@ class TorchEstimator(BaseEstimator):
         state = _module_state(module, dtype)
         device = _device_of(module)
         forward = forward or _plain_forward
-        outputs = []
+        results = None
         was_training = module.training
         module.eval()
         try:
             with torch.no_grad():
                 for rows in row_chunks(len(X), device, cpu_size=cpu_size):
                     out = forward(module, state, to_tensor(X[rows], device, dtype=dtype))
-                    outputs.append(out if isinstance(out, tuple) else (out,))
+                    out = out if isinstance(out, tuple) else (out,)
+                    if results is None:   # written chunk by chunk, allocated once
+                        results = tuple(np.empty((len(X), *o.shape[1:]), dtype=X.dtype)
+                                        for o in out)
+                    for result, o in zip(results, out):
+                        result[rows] = to_numpy(o, X.dtype)
         finally:
             module.train(was_training)
-        if not outputs:
+        if results is None:
             raise ValueError("no samples to compute: X has 0 rows.")
-        merged = tuple(np.concatenate([to_numpy(o[i], X.dtype) for o in outputs])
-                       for i in range(len(outputs[0])))
-        return merged if len(merged) > 1 else merged[0]
+        return results if len(results) > 1 else results[0]
 
     def _module_state(self, dtype):
         """The trained module's parameters and buffers cast to ``dtype``."""
