@@ -446,7 +446,7 @@ class RestorerMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
         -------
         float
         """
-        from .metrics import psnr
+        from ..metrics import psnr
 
         check_is_fitted(self)
         clean, shape = self._validate_images(X, reset=False)
