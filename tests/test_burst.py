@@ -524,8 +524,10 @@ def test_lists_frames_and_ints_are_taken():
         bursts = model.simulate(patches[:2], random_state=0)
         rows = model.transform(pd.DataFrame(bursts.reshape(2, -1)))
     assert rows.shape == (2, 256) and rows.dtype == np.float64
-    np.testing.assert_allclose(model.transform(bursts.tolist()), rows.reshape(2, 16, 16))
-    assert model.transform((255 * bursts).astype(np.uint8) / 255).shape == (2, 16, 16)
+    np.testing.assert_allclose(model.transform(bursts.tolist()),
+                               rows.reshape(2, 16, 16))
+    integers = model.transform(np.round(bursts).astype(np.int64))
+    assert integers.shape == (2, 16, 16) and integers.dtype == np.float64
     assert model.transform(bursts.astype(np.float16)).dtype == np.float64
     binary = np.round(patches).astype(np.int64)
     with warnings.catch_warnings():

@@ -200,8 +200,8 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
     --------
     >>> from sklearn_mbdl import BurstSuperResolver
     >>> from sklearn_mbdl.datasets import extract_patches, load_images, make_bursts
-    >>> clean = extract_patches(load_images("train"), 8, 32, random_state=0)
-    >>> model = BurstSuperResolver(n_frames=4, n_iter=2, max_epochs=1,
+    >>> clean = extract_patches(load_images("train"), 16, 32, random_state=0)
+    >>> model = BurstSuperResolver(n_frames=4, n_iter=2, max_epochs=1, batch_size=8,
     ...                            random_state=0).fit(clean)
     >>> bursts, truth, motions = make_bursts(clean[:2], n_frames=4, random_state=1)
     >>> model.transform(bursts).shape
@@ -411,8 +411,8 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
         blur = check_number_or_range(self.blur_sigma, "blur_sigma")
         if not isinstance(blur, tuple):   # the camera's blur, given after fit
             kwargs["blur_sigma"] = float(blur * scale)
-        images, motions = self._run_network(
-            bursts, functools.partial(_forward, kwargs=kwargs), cpu_size=self.batch_size)
+        forward = functools.partial(_forward, kwargs=kwargs)
+        images, motions = self._run_network(bursts, forward, cpu_size=self.batch_size)
         return images, motions.astype(np.float64)
 
     def transform(self, X, *, return_motion=False):
