@@ -329,11 +329,16 @@ def test_layouts_dtypes_and_determinism(trained):
     np.testing.assert_allclose(restored.transform(bursts), out64)
 
 
+@pytest.mark.filterwarnings("ignore:.*did not improve")  # (one step)
 def test_flattened_rows_round_trip():
     patches = extract_patches(load_images("train"), 6, 16, random_state=0)
     model = BurstSuperResolver(2, 3, n_iter=1, max_epochs=1, random_state=0)
-    model.fit(patches.reshape(6, -1))      # rows: image_shape comes from... none
-    assert model.image_shape_ == (1, 256)  # 1-D signals without image_shape
+    # flattened images need their shape: no silent guess
+    with pytest.raises(ValueError, match=r"image_shape=\(16, 16\)"):
+        model.fit(patches.reshape(6, -1))
+    # nor may it contradict the images
+    with pytest.raises(ValueError, match="image_shape"):
+        model.set_params(image_shape=(8, 32)).fit(patches)
     model = BurstSuperResolver(2, 3, n_iter=1, max_epochs=1, image_shape=(16, 16),
                                random_state=0).fit(patches.reshape(6, -1))
     bursts = model.simulate(patches)
@@ -346,7 +351,7 @@ def test_flattened_rows_round_trip():
 
 
 def test_one_dimensional_signals_are_super_resolved():
-    # rows without image_shape are 1-D signals, shifted and decimated along
+    # rows of image_shape (1, n) are 1-D signals, shifted and decimated along
     # their length (the degenerate case the scikit-learn checks feed in)
     rng = np.random.RandomState(0)
     t = np.linspace(0, 1, 40)
@@ -355,7 +360,7 @@ def test_one_dimensional_signals_are_super_resolved():
     # little to register through the default range of cameras
     model = BurstSuperResolver(2, 4, n_iter=2, max_epochs=2, max_shift=2.0,
                                blur_sigma=0.4, noise_level=0.01, shot_noise=0.0,
-                               random_state=0).fit(X)
+                               image_shape=(1, 40), random_state=0).fit(X)
     bursts, motions = model.simulate(X, return_motion=True)
     assert bursts.shape == (30, 4, 1, 20) and np.all(motions[..., 1] == 0)
     out, estimated = model.transform(bursts.reshape(30, -1), return_motion=True)
@@ -396,6 +401,7 @@ def test_bad_input(trained):
         cnn.transform(255 * bursts[:1])
 
 
+@pytest.mark.filterwarnings("ignore:.*did not improve")  # (one step)
 def test_grid_search_with_clean_images_only():
     from sklearn.model_selection import GridSearchCV
 
@@ -414,9 +420,11 @@ def test_fit_is_deterministic_and_idempotent():
     # what the expected-failure checks (fit_idempotent, pickle, subset
     # invariance) would have verified, on bursts instead of the fitted rows
     patches = extract_patches(load_images("train"), 6, 16, random_state=0)
-    make = lambda: BurstSuperResolver(2, 3, n_iter=1, max_epochs=1,  # noqa: E731
-                                      random_state=0)
+    # (enough steps that the trained network is kept, not its start)
+    make = lambda: BurstSuperResolver(2, 3, n_iter=1, max_epochs=2,  # noqa: E731
+                                      batch_size=3, random_state=0)
     model = make().fit(patches)
+    assert not torch.equal(model.net_.module_.log_mu.detach(), torch.zeros(1))
     bursts = model.simulate(patches, random_state=1)
     first = model.transform(bursts)
     torch_state = torch.random.get_rng_state()
@@ -450,3 +458,107 @@ def test_make_bursts_and_simulate_share_one_formation_model():
                                             random_state=3, **camera)
     np.testing.assert_array_equal(motions, true_motions)
     assert np.std(bursts - expected) == pytest.approx(0.02 * np.sqrt(2), rel=0.1)
+
+
+def _tiny(**params):
+    """A quickly trained TV twin on small patches."""
+    common = dict(n_iter=1, max_epochs=1, prior="tv", random_state=0)
+    return BurstSuperResolver(2, 3, **{**common, **params})
+
+
+def test_held_out_bursts_stop_training_and_keep_the_better():
+    from sklearn_mbdl.burst import BurstNet
+
+    patches = extract_patches(load_images("train"), 40, 16, random_state=0)
+    # half the images held out (20, the least that makes a split)
+    model = _tiny(max_epochs=2, validation_fraction=0.5).fit(patches)
+    assert np.all(np.isfinite(model.net_.history[:, "valid_loss"]))
+    assert model.net_.history[0, "batches", 0, "train_batch_size"] == 16  # 20 trained
+    assert "valid_loss" not in _tiny().fit(patches[:8]).net_.history[-1]
+    # training that diverges (step sizes at lr 1000) is not kept: the model
+    # is the untrained network, the TV solver it unrolls
+    with pytest.warns(UserWarning, match="did not improve"):
+        diverged = _tiny(n_iter=2, lr=10.0).fit(patches[:8])
+    untrained = BurstNet(**{name[len("module__"):]: value for name, value
+                            in diverged.net_.get_params().items()
+                            if name.startswith("module__")})
+    for name, value in untrained.state_dict().items():
+        torch.testing.assert_close(diverged.net_.module_.state_dict()[name], value)
+
+
+@pytest.mark.filterwarnings("ignore:.*did not improve")
+def test_fitted_model_holds_no_training_images():
+    patches = extract_patches(load_images("train"), 32, 16, random_state=0)
+    small = len(pickle.dumps(_tiny().fit(patches[:8])))
+    large = len(pickle.dumps(_tiny().fit(patches)))
+    assert large < 1.2 * small, (small, large)
+
+
+def test_check_param_validation():
+    from sklearn.utils.estimator_checks import check_param_validation
+
+    check_param_validation("BurstSuperResolver", BurstSuperResolver())
+
+
+@pytest.mark.parametrize("params, match", [
+    (dict(prior="yes"), "prior"),
+    (dict(blur_sigma=(0.5, 0.1)), "blur_sigma"),
+    (dict(blur_sigma=(0.1, 0.2, 0.3)), "blur_sigma"),
+    (dict(shot_noise=(0.0, 0.01)), "shot_noise"),
+    (dict(noise_level="high"), "noise_level"),
+    (dict(validation_fraction=0.9), "validation_fraction"),
+    (dict(image_shape=(16, 0)), "image_shape"),
+])
+def test_bad_parameters_named(params, match):
+    with pytest.raises(ValueError, match=match):
+        BurstSuperResolver(**params).fit(np.random.rand(4, 16, 16))
+
+
+def test_bad_images_and_bursts_are_named(trained):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(ValueError, match="0 sample"):
+        BurstSuperResolver().fit(np.zeros((0, 16, 16)))
+    with pytest.raises(NotFittedError):
+        BurstSuperResolver().transform(np.zeros((1, 8, 8, 8)))
+    cnn, _, bursts, _, _ = trained
+    model = pickle.loads(pickle.dumps(cnn))
+    with pytest.raises(ValueError, match="0 bursts"):
+        model.transform(bursts[:0])
+    with pytest.raises(ValueError, match=r"X\[None\]"):
+        model.transform(bursts[0])           # one burst without its axis
+    with pytest.raises(ValueError, match="5-D"):
+        model.transform(bursts[None])
+    with pytest.raises(ValueError, match="empty"):
+        model.transform(bursts[:, :, :0])
+    with pytest.raises(ValueError, match="n_frames=6"):
+        model.transform(bursts[:, :5].reshape(len(bursts), -1))
+    with pytest.raises(ValueError, match="n_frames"):
+        model.set_params(n_frames=0).transform(bursts)
+    with pytest.raises(ValueError, match="noise_level"):
+        model.set_params(n_frames=6, noise_level=-1.0).transform(bursts)
+    with pytest.raises(ValueError, match="Complex"):
+        model.set_params(noise_level="auto").transform(bursts[:1] + 0j)
+
+
+def test_lists_frames_and_ints_are_taken():
+    import pandas as pd
+    import warnings
+
+    patches = extract_patches(load_images("train"), 6, 16, random_state=0)
+    model = _tiny(image_shape=(16, 16))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.fit(pd.DataFrame(patches.reshape(6, -1)))
+        bursts = model.simulate(patches[:2], random_state=0)
+        rows = model.transform(pd.DataFrame(bursts.reshape(2, -1)))
+    assert rows.shape == (2, 256) and rows.dtype == np.float64
+    np.testing.assert_allclose(model.transform(bursts.tolist()),
+                               rows.reshape(2, 16, 16))
+    integers = model.transform(np.round(bursts).astype(np.int64))
+    assert integers.shape == (2, 16, 16) and integers.dtype == np.float64
+    assert model.transform(bursts.astype(np.float16)).dtype == np.float64
+    binary = np.round(patches).astype(np.int64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # nothing left to learn
+        assert model.fit(binary).image_shape_ == (16, 16)

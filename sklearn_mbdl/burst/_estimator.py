@@ -1,25 +1,24 @@
 """BurstSuperResolver: the estimator around the unrolled network."""
 
 import functools
-import numbers
+from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted
-from torch import nn
 
 from .._base import (
+    FLOAT_DTYPES,
+    IMAGE_SHAPE_CONSTRAINT,
+    TRAINING_CONSTRAINTS,
+    Interval,
     RestorerMixin,
-    SimulatedRows,
+    StrOptions,
     TorchEstimator,
-    check_number,
+    TrainingProblem,
+    check_images,
     check_number_or_range,
-    check_options,
-    row_chunks,
-    seeded,
-    to_numpy,
-    to_tensor,
     warn_if_out_of_range,
 )
 from ..operators import MOTION_MODELS, decimation_factors
@@ -29,6 +28,8 @@ from ._simulate import draw_bursts as _draw_bursts
 __all__ = ["BurstSuperResolver"]
 
 PRIORS = ("cnn", "tv")
+# bursts that decide keep-better when no images are held out
+N_CHECK = 64
 
 
 def _frame_shape(image_shape, scale):
@@ -50,6 +51,11 @@ def _simulate_training(rng, n_samples, *, clean, **camera):
         images[turn] = images[turn].transpose(0, 2, 1)
     bursts, _ = _draw_bursts(rng, images, **camera)
     return bursts.astype(np.float32), images.astype(np.float32)
+
+
+def _forward(module, state, bursts, kwargs):
+    """The network's forward with the fitted state cast to the bursts' dtype."""
+    return torch.func.functional_call(module, state, (bursts,), kwargs)
 
 
 class BurstSuperResolver(RestorerMixin, TorchEstimator):
@@ -120,31 +126,42 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
         Unrolled iterations.
     prior : {"cnn", "tv"}, default="cnn"
     image_shape : tuple of int (H, W), optional
-        Shape of the high-resolution images when rows are flattened. With
-        ``None``: the shape of 3-D input, else each row is a 1-D signal (an
-        image of shape ``(1, n_features)``, decimated along its length).
+        Shape of the high-resolution images when rows are flattened (not
+        needed for ``(n_samples, H, W)`` input). 1-D signals are images of
+        shape ``(1, n_features)``, decimated along their length: give that
+        shape (rows shorter than 16 features are taken as such without it).
     max_epochs : int, default=3
         Training epochs (one fresh simulated burst per image per epoch). The
         network starts as a working restorer (the shipped denoiser and the
-        half-quadratic schedule), so few epochs fine-tune it; the benchmark
-        trains 2400 patches for 10 epochs.
+        half-quadratic schedule), so few epochs fine-tune it.
     lr : float, default=1e-4
         Adam learning rate of the CNN (cosine schedule to 0); the step sizes
         learn at ``100 * lr``.
     batch_size : int, default=16
         Training mini-batch; inference also runs in chunks of it.
+    validation_fraction : float, default=0.1
+        Share of the clean images held out: their bursts (one fixed draw)
+        stop training early (patience 20 epochs, best weights restored) and
+        decide whether the trained network is kept or the untrained one,
+        the model-based solver it unrolls, if that restores them better
+        (with a warning). Used only when it gives at least 20 images;
+        otherwise bursts of up to 64 training images decide.
     device : {"cpu", "cuda", "auto", "accelerate"}, default="cpu"
         ``"accelerate"`` trains through HF accelerate (data-parallel
         under ``accelerate launch``, see :ref:`scaling`).
     random_state : int, RandomState instance or None, default=None
-        Seeds the training simulation and ``score``'s bursts.
+        Seeds the training simulation, the held-out split and ``score``'s
+        bursts.
     verbose : int, default=0
         1 prints skorch's epoch table.
 
     Attributes
     ----------
     net_ : skorch.NeuralNetRegressor
-        ``net_.module_`` is the trained :class:`~sklearn_mbdl.burst.BurstNet`.
+        ``net_.module_`` is the trained :class:`~sklearn_mbdl.burst.BurstNet`
+        (or the untrained one, when it restored the held-out bursts better),
+        ``net_.history`` the training history (``valid_loss``: the held-out
+        bursts' mean squared error).
     image_shape_ : tuple of int
         Shape of the high-resolution images ``fit`` saw.
     frame_shape_ : tuple of int
@@ -162,8 +179,8 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
     --------
     >>> from sklearn_mbdl import BurstSuperResolver
     >>> from sklearn_mbdl.datasets import extract_patches, load_images, make_bursts
-    >>> clean = extract_patches(load_images("train"), 8, 32, random_state=0)
-    >>> model = BurstSuperResolver(n_frames=4, n_iter=2, max_epochs=1,
+    >>> clean = extract_patches(load_images("train"), 16, 32, random_state=0)
+    >>> model = BurstSuperResolver(n_frames=4, n_iter=2, max_epochs=1, batch_size=8,
     ...                            random_state=0).fit(clean)
     >>> bursts, truth, motions = make_bursts(clean[:2], n_frames=4, random_state=1)
     >>> model.transform(bursts).shape
@@ -173,8 +190,8 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
     def __init__(self, scale=2, n_frames=8, *, motion="euclidean", max_shift=4.0,
                  max_rotation=2.0, blur_sigma=(0.0, 0.7), noise_level="auto",
                  shot_noise=(1e-4, 1.2e-2), n_iter=4, prior="cnn", image_shape=None,
-                 max_epochs=3, lr=1e-4, batch_size=16, device="cpu",
-                 random_state=None, verbose=0):
+                 max_epochs=3, lr=1e-4, batch_size=16, validation_fraction=0.1,
+                 device="cpu", random_state=None, verbose=0):
         self.scale = scale
         self.n_frames = n_frames
         self.motion = motion
@@ -189,78 +206,53 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
         self.max_epochs = max_epochs
         self.lr = lr
         self.batch_size = batch_size
+        self.validation_fraction = validation_fraction
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
 
+    _parameter_constraints = {
+        "scale": [Interval(Integral, 1, None, closed="left")],
+        "n_frames": [Interval(Integral, 1, None, closed="left")],
+        "motion": [StrOptions(set(MOTION_MODELS))],
+        "max_shift": [Interval(Real, 0, None, closed="left")],
+        "max_rotation": [Interval(Real, 0, None, closed="left")],
+        # a number, or a range (low, high) checked by _check_param_relations
+        "blur_sigma": [Interval(Real, 0, None, closed="left"), tuple, list],
+        "noise_level": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
+        "shot_noise": [Interval(Real, 0, None, closed="left"), tuple, list],
+        "n_iter": [Interval(Integral, 1, None, closed="left")],
+        "prior": [StrOptions(set(PRIORS))],
+        "image_shape": IMAGE_SHAPE_CONSTRAINT,
+        **{k: TRAINING_CONSTRAINTS[k] for k in (
+            "max_epochs", "lr", "batch_size", "validation_fraction", "device",
+            "random_state", "verbose")},
+    }
+
     # ----- parameters ----------------------------------------------------------
-    def _check_params(self):
-        check_number(self.scale, "scale", min_val=1, integer=True)
-        check_number(self.n_frames, "n_frames", min_val=1, integer=True)
-        check_options(self.motion, "motion", MOTION_MODELS)
-        check_number(self.max_shift, "max_shift", min_val=0)
-        check_number(self.max_rotation, "max_rotation", min_val=0)
+    def _check_param_relations(self):
         check_number_or_range(self.blur_sigma, "blur_sigma")
-        if not (isinstance(self.noise_level, str) and self.noise_level == "auto"):
-            if isinstance(self.noise_level, str):
-                raise ValueError(
-                    f"noise_level must be 'auto' or a non-negative number, got "
-                    f"{self.noise_level!r}.")
-            check_number(self.noise_level, "noise_level", min_val=0)
         if isinstance(self.shot_noise, (tuple, list)):
             check_number_or_range(self.shot_noise, "shot_noise", positive_range=True)
-        else:
-            check_number(self.shot_noise, "shot_noise", min_val=0)
-        check_number(self.n_iter, "n_iter", min_val=1, integer=True)
-        check_options(self.prior, "prior", PRIORS)
-        check_number(self.max_epochs, "max_epochs", min_val=1, integer=True)
-        check_number(self.lr, "lr", min_val=0, include_min=False)
-        check_number(self.batch_size, "batch_size", min_val=1, integer=True)
-        if self.image_shape is not None:
-            shape = self.image_shape
-            if (not isinstance(shape, (tuple, list)) or len(shape) != 2
-                    or not all(isinstance(s, numbers.Integral) and s >= 1
-                               for s in shape)):
-                raise ValueError(
-                    f"image_shape must be None or a pair of positive integers, "
-                    f"got {shape!r}.")
 
-    def _check_image_shape(self, shape):
+    def _check_image_shape(self, shape, scale=None):
         # a side of 1 is a 1-D signal; any other side must reach the scale
-        if max(shape) < self.scale or 1 < min(shape) < self.scale:
+        scale = self.scale if scale is None else scale
+        if max(shape) < scale or 1 < min(shape) < scale:
             raise ValueError(
                 f"images of shape {shape} ({int(np.prod(shape))} feature(s)) are "
-                f"smaller than scale={self.scale}.")
+                f"smaller than scale={scale}.")
         return shape
 
-    def _resolve_shape(self, n_features, given=None):
-        if self.image_shape is not None:
-            shape = tuple(int(s) for s in self.image_shape)
-        elif given is not None:
-            shape = tuple(int(s) for s in given)
-        else:
-            shape = (1, n_features)
-        if int(np.prod(shape)) != n_features:
-            raise ValueError(
-                f"image_shape={shape} has {int(np.prod(shape))} pixels but X has "
-                f"{n_features} features.")
-        return self._check_image_shape(shape)
-
     def _validate_images(self, X, *, reset):
-        """Clean images as rows (2-D) or a stack (3-D) -> (rows, shape)."""
-        given = None
-        if hasattr(X, "ndim") and X.ndim == 3:
-            given = tuple(X.shape[1:])
-            X = np.asarray(X).reshape(len(X), -1)
-        if reset:
-            X = self._validate_X(X, reset=True)
-            return X, self._resolve_shape(X.shape[1], given)
-        check_is_fitted(self)
-        if given is not None:
-            X = check_array(X, dtype=(np.float64, np.float32), ensure_all_finite=True)
-            return X, self._check_image_shape(given)
-        X = self._validate_X(X, reset=False)
-        return X, self.image_shape_
+        """Clean images, ``(n, H, W)`` or flattened rows -> ``(rows, shape)``
+        (the image-input layer, :func:`~sklearn_mbdl._base.check_images`).
+
+        After ``fit`` an ``(n, H, W)`` stack may have any image size (the
+        network is convolutional)."""
+        rows, shape, _ = check_images(self, X, reset=reset, any_size=True,
+                                      images_only=True)
+        return rows, self._check_image_shape(shape)
 
     # ----- fit ----------------------------------------------------------------
     def _noise_level(self):
@@ -288,8 +280,19 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
                     max_shift=float(self.max_shift), n_iter=int(self.n_iter),
                     prior=self.prior, image_shape=shape)
 
+    def _fixed_bursts(self, images, n_bursts):
+        """One seeded draw of ``n_bursts`` training pairs from ``images``
+        (the held-out pair, or the keep-better pair), the same at every
+        ``fit`` with the same ``random_state``."""
+        rng = np.random.RandomState([self._seed, 1])
+        return _simulate_training(rng, n_bursts, clean=images, **self._camera())
+
     def fit(self, X, y=None):
         """Train the unrolled network on bursts simulated from clean images.
+
+        A share of the images (``validation_fraction``) is held out: the
+        bursts simulated from them stop training early and decide whether
+        training improved on the untrained network.
 
         Parameters
         ----------
@@ -311,19 +314,20 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
         self.image_shape_ = shape
         self.frame_shape_ = _frame_shape(shape, self.scale)
         clean = X.reshape(-1, *shape)
-        simulate = functools.partial(_simulate_training, clean=clean, **self._camera())
-        X_fit = np.empty((len(clean), int(self.n_frames), *self.frame_shape_),
-                         dtype=np.float32)
-        y_fit = np.empty((len(clean), *shape), dtype=np.float32)
-        X_fit[:], y_fit[:] = simulate(np.random.RandomState(self._seed), len(clean))
-        callbacks = [("simulate", SimulatedRows(simulate, X_fit, y_fit, 0, self._seed))]
-        kwargs = {f"module__{k}": v for k, v in self._module_kwargs(shape).items()}
-        with seeded(self._seed, self.device_):
-            self.net_ = self._make_net(
-                BurstNet, criterion=nn.MSELoss, callbacks=callbacks,
-                optimizer__param_groups=[("log_*", {"lr": 100 * self.lr})],
-                **kwargs)
-            self._train(self.net_, X_fit, y_fit)
+        train, held_out = self._holdout(len(clean), self.validation_fraction)
+        if held_out.size:
+            valid, check = self._fixed_bursts(clean[held_out], held_out.size), None
+        else:
+            valid, check = None, self._fixed_bursts(clean, min(len(clean), N_CHECK))
+        self._fit_network(TrainingProblem(
+            BurstNet, self._module_kwargs(shape),
+            # every epoch, fresh bursts of the training images through random cameras
+            simulate=functools.partial(_simulate_training, clean=clean[train],
+                                       **self._camera()),
+            n_simulated=train.size, valid=valid, check=check,
+            start_name="the untrained unrolled solver",
+            net_kwargs=dict(optimizer__param_groups=[("log_*", {"lr": 100 * self.lr})]),
+        ))
         return self
 
     # ----- transform -------------------------------------------------------------
@@ -332,29 +336,41 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
         input was 4-D."""
         check_is_fitted(self)
         self._check_params()
-        K = int(self.n_frames)
+        K, scale = int(self.n_frames), self.net_.module_.scale
         if isinstance(X, (list, tuple)) and X and isinstance(X[0], (list, tuple)):
             shapes = {np.shape(frame) for burst in X for frame in burst}
             if len(shapes) > 1:
                 raise ValueError(
                     f"the frames of the bursts have unequal sizes: {sorted(shapes)}.")
-        if hasattr(X, "ndim") and X.ndim == 4 or (
-                isinstance(X, (list, tuple)) and np.ndim(X) == 4):
+        ndim = getattr(X, "ndim", None)
+        ndim = np.ndim(X) if ndim is None else ndim
+        if ndim == 4:
             X = np.asarray(X)
-            if X.shape[1] < K:
+            n_bursts, n_frames, *frame_shape = X.shape
+            frame_shape = tuple(frame_shape)
+            if n_bursts == 0:
+                raise ValueError(f"X holds 0 bursts (shape {X.shape}); transform "
+                                 "needs at least one.")
+            if n_frames < K:
                 raise ValueError(
-                    f"bursts have {X.shape[1]} frames, fewer than n_frames={K}.")
-            frame_shape = tuple(X.shape[2:])
+                    f"bursts have {n_frames} frames, fewer than n_frames={K}.")
+            if min(frame_shape) < 1:
+                raise ValueError(f"the bursts' frames are empty: shape {frame_shape}.")
             if frame_shape == tuple(self.frame_shape_):
                 image_shape = self.image_shape_
             else:
-                image_shape = tuple(1 if s == 1 else self.scale * s
-                                    for s in frame_shape)
-            self._check_image_shape(image_shape)
-            rows = check_array(X.reshape(len(X), -1), dtype=(np.float64, np.float32),
+                image_shape = tuple(1 if s == 1 else scale * s for s in frame_shape)
+            self._check_image_shape(image_shape, scale)
+            rows = check_array(X.reshape(n_bursts, -1), dtype=FLOAT_DTYPES,
                                ensure_all_finite=True, input_name="bursts")
             return rows.reshape(X.shape), image_shape, True
-        rows = check_array(X, dtype=(np.float64, np.float32), ensure_all_finite=True,
+        if ndim > 2:   # (1-D input: scikit-learn's message, "Reshape your data")
+            hint = (" (one burst of shape (n_frames, h, w) needs a leading axis: "
+                    "X[None])" if ndim == 3 else "")
+            raise ValueError(
+                "X must hold bursts as a 4-D array (n_bursts, n_frames, h, w) or as "
+                f"rows of n_frames * h * w features, got {ndim}-D input{hint}.")
+        rows = check_array(X, dtype=FLOAT_DTYPES, ensure_all_finite=True,
                            input_name="X")
         frame_size = int(np.prod(self.frame_shape_))
         if rows.shape[1] != K * frame_size:
@@ -362,36 +378,21 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
             raise ValueError(
                 f"X has {rows.shape[1]} features, but BurstSuperResolver is expecting "
                 f"{K * frame_size} features as input ({K} frames of shape "
-                f"{self.frame_shape_}); got {frames:g} frames' worth.")
+                f"{self.frame_shape_}, n_frames={K}); got {frames:g} frames' worth.")
         return rows.reshape(len(rows), K, *self.frame_shape_), self.image_shape_, False
 
     def _restore(self, bursts, image_shape):
-        """Restore validated bursts; returns images and motions (numpy)."""
-        dtype = torch.float64 if bursts.dtype == np.float64 else torch.float32
-        module = self.net_.module_
-        device = self._inference_device()
-        state = self._module_state(dtype)
-        was_training = module.training
-        module.eval()
-        saved = module.image_shape, module.blur_sigma
-        module.image_shape = tuple(image_shape)
+        """Restore validated bursts; returns images (in the bursts' dtype)
+        and motions (float64)."""
+        scale = self.net_.module_.scale
+        kwargs = dict(noise_level=self._noise_level(), return_motion=True,
+                      image_shape=tuple(image_shape))
         blur = check_number_or_range(self.blur_sigma, "blur_sigma")
         if not isinstance(blur, tuple):   # the camera's blur, given after fit
-            module.blur_sigma = float(blur * self.scale)
-        images, motions = [], []
-        try:
-            with torch.no_grad():
-                for rows in row_chunks(len(bursts), device, cpu_size=self.batch_size):
-                    y = to_tensor(bursts[rows], device, dtype=dtype)
-                    x, p = torch.func.functional_call(
-                        module, state, (y,),
-                        {"noise_level": self._noise_level(), "return_motion": True})
-                    images.append(to_numpy(x, bursts.dtype))
-                    motions.append(to_numpy(p, np.float64))
-        finally:
-            module.image_shape, module.blur_sigma = saved
-            module.train(was_training)
-        return np.concatenate(images), np.concatenate(motions)
+            kwargs["blur_sigma"] = float(blur * scale)
+        forward = functools.partial(_forward, kwargs=kwargs)
+        images, motions = self._run_network(bursts, forward, cpu_size=self.batch_size)
+        return images, motions.astype(np.float64)
 
     def transform(self, X, *, return_motion=False):
         """Super-resolve bursts.

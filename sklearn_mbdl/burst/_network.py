@@ -10,13 +10,14 @@ each of the ``n_iter`` iterations runs, on a batch of bursts ``y``:
    a few conjugate-gradient iterations (warm-started);
 3. prior step: ``x = f(z, sigma_t)``, the noise-level conditioned CNN of
    :class:`~sklearn_mbdl.denoisers.DenoisingCNN` (shared by the iterations,
-   initialised with the weights in ``_data/burst_prior_init.pt``, the
-   package's first pretrained denoiser) or the TV proximal map.
+   initialised with the weights in ``_data/burst_prior_init.pt``) or the
+   TV proximal map.
 
 ``sigma_t = noise_level * exp(s_t)`` and ``mu_t = exp(m_t) (noise_level /
 sigma_t)^2`` (the half-quadratic splitting weights) are learned per
 iteration; the noise level is given, or estimated from each burst's frames
-(:func:`~sklearn_mbdl.burst.estimate_noise_level`); for the TV prior they and the TV weights are all that is learned.
+(:func:`~sklearn_mbdl.burst.estimate_noise_level`); for the TV prior they
+and the TV weights are all that is learned.
 The first motions come from low-resolution registration
 (:func:`~sklearn_mbdl.burst.estimate_motion`), the first image from bicubic
 interpolation of the reference frame. Motions are not back-propagated
@@ -48,9 +49,8 @@ from ._motion import (
 
 __all__ = ["BurstNet"]
 
-#: the CNN's starting weights: the first denoiser ``benchmarks/pnp.py`` shipped
-#: (4000 patches 40x40 of TRAIN_IMAGES, 40 epochs); the burst benchmark's
-#: figures start from it, so it stays when the PnP denoiser is retrained
+#: the CNN's starting weights: a noise-level conditioned denoiser of natural
+#: images, a file of its own so that retraining the PnP prior leaves it
 INIT_WEIGHTS = "burst_prior_init.pt"
 #: smallest noise level the step sizes are scaled by (noise_level=0 is allowed)
 MIN_LEVEL = 1e-3
@@ -118,12 +118,16 @@ class BurstNet(nn.Module):
         else:
             self.log_tv = nn.Parameter(torch.zeros(self.n_iter))
 
-    def _image_shape(self, frame_shape):
-        if self.image_shape is not None:
-            factors = decimation_factors(self.image_shape, self.scale)
-            if tuple(-(-s // f) for s, f in zip(self.image_shape, factors)) == tuple(
+    def _image_shape(self, frame_shape, image_shape=None):
+        """The high-resolution shape of frames of ``frame_shape``:
+        ``image_shape`` (default: the module's) when its frames have that
+        shape, else ``scale`` times the frame's sides."""
+        image_shape = self.image_shape if image_shape is None else tuple(image_shape)
+        if image_shape is not None:
+            factors = decimation_factors(image_shape, self.scale)
+            if tuple(-(-s // f) for s, f in zip(image_shape, factors)) == tuple(
                     frame_shape):
-                return self.image_shape
+                return image_shape
         return tuple(1 if s == 1 else self.scale * s for s in frame_shape)
 
     def _levels(self, y, noise_level):
@@ -141,7 +145,8 @@ class BurstNet(nn.Module):
             return self.denoiser(torch.cat([z[:, None], level], dim=1))
         return tv_prox(z, torch.exp(self.log_tv[t]) * sigma, n_iter=30)
 
-    def forward(self, bursts, noise_level=None, return_motion=False):
+    def forward(self, bursts, noise_level=None, return_motion=False, *,
+                blur_sigma=None, image_shape=None):
         """Restore a batch of bursts.
 
         Parameters
@@ -153,6 +158,12 @@ class BurstNet(nn.Module):
         return_motion : bool, default=False
             Also return the motions of the last data step (low-resolution
             units, see :func:`~sklearn_mbdl.burst.estimate_motion`).
+        blur_sigma : float, optional
+            The optics blur of these bursts in high-resolution pixels (the
+            module's ``blur_sigma`` by default).
+        image_shape : tuple of int, optional
+            Their high-resolution shape, used when their frames have its
+            frame shape (the module's ``image_shape`` by default).
 
         Returns
         -------
@@ -162,8 +173,8 @@ class BurstNet(nn.Module):
         """
         y = bursts
         level = self._levels(y, noise_level)
-        shape = self._image_shape(tuple(y.shape[-2:]))
-        sigma_hr = self.blur_sigma
+        shape = self._image_shape(tuple(y.shape[-2:]), image_shape)
+        sigma_hr = self.blur_sigma if blur_sigma is None else float(blur_sigma)
         margin = int(math.ceil(self.max_shift)) + 1
         mask = _margin_mask(tuple(y.shape[-2:]), margin, y)
 
