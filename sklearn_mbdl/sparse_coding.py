@@ -361,6 +361,10 @@ class SparseCoder(DictionaryTransformerMixin, TorchEstimator):
         X = self._validate_X(X, reset=True)
         self.device_ = resolve_device(self.device)
         if self.dictionary is not None:
+            if np.ndim(self.dictionary) != 2:
+                raise ValueError(
+                    "dictionary must be a 2-D array of shape (n_components, "
+                    f"n_features), got {np.ndim(self.dictionary)} dimension(s).")
             self.components_ = check_matrix(self.dictionary, "dictionary",
                                             n_features=X.shape[1]).copy()
             self.n_iter_ = 0

@@ -25,6 +25,9 @@ class _DetectorMixin(ClassifierMixin):
             raise ValueError(
                 f"y must have shape (n_samples,) or (n_samples, n_tx), got {y.shape}."
             )
+        if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
+            raise ValueError("y contains NaN or infinity: it must hold the "
+                             "transmitted symbols.")
         kind = type_of_target(y, input_name="y")
         if kind.startswith("continuous"):
             raise ValueError(
