@@ -57,7 +57,7 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
     latent_size : int, optional
         Size of the latent state ``v`` each layer passes to the next, with the
         current estimate, beside the gradient step (the paper's full layer);
-        ``2 n_tx`` by default. 0 gives the seed slides' layer, which sees the
+        ``2 n_tx`` by default. 0 gives the simpler layer, which sees the
         gradient step alone.
     residual : float, default=0.9
         Each layer returns ``residual * new + (1 - residual) * previous``.

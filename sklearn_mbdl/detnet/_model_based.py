@@ -151,6 +151,9 @@ class MIMODetector(_DetectorMixin, TorchEstimator):
         H = self._predict_channel(X, channels).astype(np.float64)
         X = X.astype(np.float64)
         noise_var = max(self.noise_var_, 1e-12)
+        if len(self.points_) == 1:  # one symbol: nothing to detect
+            index = np.zeros((len(X), self.n_tx_), dtype=np.int64)
+            return index, np.zeros((len(X), self.n_tx_, 1))
         if self.method == "ml":
             S = self._sphere_decode(X, H)
             index = np.abs(S[..., None] - self.points_).argmin(-1)
