@@ -463,8 +463,9 @@ def test_mimo_detector_zf_proba_is_the_exact_posterior():
 
 def test_detectors_share_the_predict_proba_convention():
     X, y, H = make_mimo(300, 3, 6, snr_db=10, random_state=0)
-    X1, y1, H1 = X, y[:, 0], H[:, :, :1]
-    X1 = X - np.einsum("nrk,nk->nr", H[:, :, 1:], y[:, 1:])  # one user
+    # one user: the others' signals removed
+    X1 = X - np.einsum("nrk,nk->nr", H[:, :, 1:], y[:, 1:])
+    y1, H1 = y[:, 0], H[:, :, :1]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         estimators = [MIMODetector(), DetNetClassifier(n_layers=2, max_epochs=1)]
