@@ -211,6 +211,6 @@ def _one_change_log_likelihood(X, H, S, noise_var, points):
         correlation = np.einsum("nr,nrk->nk", residual, H)
         energy = (H ** 2).sum(1)
     change = points - S[..., None]
-    distance = (residual ** 2).sum(1)[:, None, None] - 2 * change * correlation[..., None] \
-        + change ** 2 * energy[..., None]
+    distance = ((residual ** 2).sum(1)[:, None, None]
+                - 2 * change * correlation[..., None] + change ** 2 * energy[..., None])
     return -distance / (2 * noise_var)
