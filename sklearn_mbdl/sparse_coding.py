@@ -2,6 +2,8 @@
 and dictionary learning, as a scikit-learn transformer.
 """
 
+from numbers import Integral, Real
+
 import numpy as np
 import torch
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
@@ -10,8 +12,12 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import solvers
 from ._base import (
+    DEVICE_CONSTRAINT,
     FLOAT_DTYPES,
+    Interval,
+    StrOptions,
     TorchEstimator,
+    check_bool,
     check_matrix,
     check_number,
     check_options,
@@ -34,11 +40,13 @@ def _encode(X, dictionary, *, algorithm, alpha, max_iter, tol, positive):
     return codes
 
 
-def _check_coding_params(algorithm, alpha, max_iter, tol):
+def _check_coding_params(algorithm, alpha, max_iter, tol, positive):
+    """The functions' arguments (the estimator declares its constraints)."""
     check_options(algorithm, "algorithm", ALGORITHMS)
     check_number(alpha, "alpha", min_val=0)
     check_number(max_iter, "max_iter", min_val=1, integer=True)
     check_number(tol, "tol", min_val=0)
+    check_bool(positive, "positive")
 
 
 def sparse_encode(X, dictionary, *, algorithm="active_set", alpha=1.0,
@@ -83,7 +91,7 @@ def sparse_encode(X, dictionary, *, algorithm="active_set", alpha=1.0,
     >>> sparse_encode(np.array([[2.0, -0.5, 1.5]]), D, alpha=1.0)
     array([[1. , 0. , 0.5]])
     """
-    _check_coding_params(algorithm, alpha, max_iter, tol)
+    _check_coding_params(algorithm, alpha, max_iter, tol, positive)
     X = check_array(X, dtype=FLOAT_DTYPES, ensure_all_finite=True)
     dictionary = check_matrix(dictionary, "dictionary", n_features=X.shape[1])
     return _sparse_encode(X, dictionary, algorithm=algorithm, alpha=alpha,
@@ -160,7 +168,7 @@ def learn_dictionary(X, n_components, *, alpha=1.0, n_iter=30, tol=1e-4,
     >>> D.shape
     (24, 16)
     """
-    _check_coding_params(algorithm, alpha, 1, tol)
+    _check_coding_params(algorithm, alpha, 1, tol, positive)
     check_number(n_components, "n_components", min_val=1, integer=True)
     check_number(n_iter, "n_iter", min_val=1, integer=True)
     X = check_array(X, dtype=FLOAT_DTYPES, ensure_all_finite=True)
@@ -271,8 +279,9 @@ class SparseCoder(DictionaryTransformerMixin, TorchEstimator):
         Constrain the codes to be non-negative.
     n_iter : int, default=30
         Alternations of dictionary learning (only when ``dictionary=None``).
-    device : {"cpu", "cuda", "auto"}, default="cpu"
-        Where to compute.
+    device : {"cpu", "cuda", "auto", "accelerate"}, default="cpu"
+        Where to compute (``"accelerate"``: the device HF accelerate gives
+        this process).
     random_state : int, RandomState instance or None, default=None
         Seeds dictionary learning.
 
@@ -321,6 +330,19 @@ class SparseCoder(DictionaryTransformerMixin, TorchEstimator):
         self.device = device
         self.random_state = random_state
 
+    _parameter_constraints = {
+        "dictionary": ["array-like", None],
+        "n_components": [Interval(Integral, 1, None, closed="left"), None],
+        "algorithm": [StrOptions(set(ALGORITHMS))],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "positive": ["boolean"],
+        "n_iter": [Interval(Integral, 1, None, closed="left")],
+        "device": DEVICE_CONSTRAINT,
+        "random_state": ["random_state"],
+    }
+
     def fit(self, X, y=None):
         """Validate the dictionary, or learn one from ``X``.
 
@@ -335,10 +357,14 @@ class SparseCoder(DictionaryTransformerMixin, TorchEstimator):
         -------
         self : SparseCoder
         """
-        _check_coding_params(self.algorithm, self.alpha, self.max_iter, self.tol)
+        self._check_params()
         X = self._validate_X(X, reset=True)
         self.device_ = resolve_device(self.device)
         if self.dictionary is not None:
+            if np.ndim(self.dictionary) != 2:
+                raise ValueError(
+                    "dictionary must be a 2-D array of shape (n_components, "
+                    f"n_features), got {np.ndim(self.dictionary)} dimension(s).")
             self.components_ = check_matrix(self.dictionary, "dictionary",
                                             n_features=X.shape[1]).copy()
             self.n_iter_ = 0
@@ -367,6 +393,9 @@ class SparseCoder(DictionaryTransformerMixin, TorchEstimator):
             In the dtype of ``X`` (float32 or float64).
         """
         X = self._validate_X(X, reset=False)
+        # the solver's parameters are read here: set_params may have changed
+        # them after fit
+        self._check_params()
         return _sparse_encode(X, self.components_, algorithm=self.algorithm,
                              alpha=self.alpha, max_iter=self.max_iter,
                              tol=self.tol, positive=self.positive,

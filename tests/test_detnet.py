@@ -1,13 +1,19 @@
 """MIMO detection: make_mimo, the model-based detectors, DetNetClassifier."""
 
 import itertools
+import pickle
+import warnings
 
 import numpy as np
+import pandas
 import pytest
+import scipy.sparse
 import sklearn
 import torch
+from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
+from sklearn.utils.estimator_checks import check_param_validation
 
 from sklearn_mbdl import DetNetClassifier, MIMODetector
 from sklearn_mbdl.datasets import make_mimo, mimo_constellation
@@ -358,7 +364,118 @@ def test_detnet_bad_input(trained):
         trained.set_params(list_users=0)
 
 
+def test_detnet_pickle_holds_no_training_data():
+    sizes = []
+    for n in (400, 1600):
+        X, y, H = make_mimo(n, 3, 6, snr_db=10, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # (keep-better)
+            det = DetNetClassifier(n_layers=2, max_epochs=1, random_state=0)
+            sizes.append(len(pickle.dumps(det.fit(X, y, channels=H))))
+    assert sizes[1] < 1.2 * sizes[0]
+
+
+@pytest.mark.parametrize("make", [
+    lambda: DetNetClassifier(n_layers=2, max_epochs=1, random_state=0),
+    MIMODetector,
+], ids=["DetNetClassifier", "MIMODetector"])
+def test_detectors_bad_and_odd_input(make):
+    X, y, H = make_mimo(200, 3, 6, snr_db=10, random_state=0)
+    with pytest.raises(NotFittedError):
+        make().predict(X, channels=H)
+    with pytest.raises(NotFittedError):
+        make().predict_proba(X, channels=H)
+    with pytest.raises(TypeError, match="Sparse data"):
+        make().fit(scipy.sparse.csr_matrix(X), y, channels=H)
+    with pytest.raises(ValueError, match="Complex"):
+        make().fit(X + 1j, y, channels=H)
+    with pytest.raises(ValueError, match="0 sample"):
+        make().fit(X[:0], y[:0], channels=H[:0])
+    with pytest.raises(ValueError, match="y contains NaN"):
+        make().fit(X, np.where(y > 0, 1.0, np.nan), channels=H)
+    with warnings.catch_warnings():
+        # a DataFrame works without torch's non-writable-array warning;
+        # lists and integers work
+        warnings.filterwarnings("error", message=".*writable.*")
+        warnings.filterwarnings("ignore", message=".*did not improve.*")
+        det = make().fit(pandas.DataFrame(X), y, channels=H)
+        assert det.predict(pandas.DataFrame(X), channels=H).shape == y.shape
+        det = make().fit(X.tolist(), y.tolist(), channels=H.tolist())
+        assert det.predict(np.round(X).astype(int), channels=H).shape == y.shape
+    with pytest.raises(ValueError, match="channels has shape"):
+        det.predict(X, channels=H[:-1])
+    with pytest.raises(ValueError, match="6 features"):
+        det.predict(X[:, :-1], channels=H[:, :-1])
+
+
 # ----- MIMODetector and metrics ---------------------------------------------------
+def test_detectors_param_validation():
+    for est in (MIMODetector(), DetNetClassifier(n_layers=2, max_epochs=1)):
+        check_param_validation(type(est).__name__, est)
+
+
+def test_mimo_detector_parameters_checked_after_fit():
+    X, y, H = make_mimo(100, 3, 6, random_state=0)
+    det = MIMODetector("zf").fit(X, y, channels=H)
+    # the method is read by predict: it may change after fit, and is checked
+    assert det.set_params(method="ml").predict(X, channels=H).shape == y.shape
+    for method in (det.predict, det.predict_proba):
+        with pytest.raises(ValueError, match="'method' parameter"):
+            det.set_params(method="bogus")
+            method(X, channels=H)
+    with pytest.raises(ValueError, match="'noise_var' parameter"):
+        MIMODetector(noise_var=-1.0).fit(X, y, channels=H)
+
+
+@pytest.mark.parametrize("method", ["zf", "mmse", "mmse_sic", "ml"])
+def test_mimo_detector_predict_proba(method):
+    X, y, H = make_mimo(300, 6, 12, snr_db=8.0, random_state=0)
+    X_test, y_test, H_test = make_mimo(2000, 6, 12, snr_db=8.0, random_state=1)
+    det = MIMODetector(method).fit(X, y, channels=H)
+    proba = det.predict_proba(X_test, channels=H_test)
+    # scikit-learn's multi-output convention: one array per user
+    assert isinstance(proba, list) and len(proba) == 6
+    P = np.stack(proba, axis=1)
+    assert P.shape == (2000, 6, 2)
+    np.testing.assert_allclose(P.sum(-1), 1.0)
+    pred = det.predict(X_test, channels=H_test)
+    np.testing.assert_array_equal(det.classes_[P.argmax(-1)], pred)
+    # calibrated: the mean confidence is the accuracy, and the log-loss is
+    # far below the uniform guess's
+    assert abs(P.max(-1).mean() - np.mean(pred == y_test)) < 0.02
+    truth = np.searchsorted(det.classes_, y_test)[..., None]
+    log_loss = -np.mean(np.log(np.take_along_axis(P, truth, -1)))
+    assert log_loss < 0.2 * np.log(2)
+
+
+def test_mimo_detector_zf_proba_is_the_exact_posterior():
+    # ZF with BPSK: s_hat = s + n, n ~ N(0, noise_var [(H^T H)^-1]_kk), so
+    # P(s = 1 | s_hat) is the logistic of 2 s_hat / variance
+    H = np.random.RandomState(0).randn(8, 3)
+    X, y, _ = make_mimo(200, 3, 8, snr_db=6.0, channel=H, random_state=0)
+    det = MIMODetector("zf", H, noise_var=0.3).fit(X, y)
+    s_hat = X @ H @ np.linalg.inv(H.T @ H)
+    variance = 0.3 * np.diag(np.linalg.inv(H.T @ H))
+    expected = 1 / (1 + np.exp(-2 * s_hat / variance))
+    proba = np.stack(det.predict_proba(X), axis=1)[..., 1]
+    np.testing.assert_allclose(proba, expected, rtol=1e-8, atol=1e-12)
+
+
+def test_detectors_share_the_predict_proba_convention():
+    X, y, H = make_mimo(300, 3, 6, snr_db=10, random_state=0)
+    # one user: the others' signals removed
+    X1 = X - np.einsum("nrk,nk->nr", H[:, :, 1:], y[:, 1:])
+    y1, H1 = y[:, 0], H[:, :, :1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        estimators = [MIMODetector(), DetNetClassifier(n_layers=2, max_epochs=1)]
+        for det in estimators:
+            many = det.fit(X, y, channels=H).predict_proba(X, channels=H)
+            assert isinstance(many, list) and [p.shape for p in many] == [(300, 2)] * 3
+            one = det.fit(X1, y1, channels=H1).predict_proba(X1, channels=H1)
+            assert isinstance(one, np.ndarray) and one.shape == (300, 2)
+
+
 def test_mimo_detector_methods():
     X, y, H = make_mimo(800, 6, 12, snr_db=8.0, random_state=0)
     errors = {m: 1 - MIMODetector(m).fit(X, y, channels=H).score(X, y, channels=H)

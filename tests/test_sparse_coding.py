@@ -1,7 +1,13 @@
+import warnings
+
 import numpy as np
+import pandas
 import pytest
+import scipy.sparse
 import torch
 from sklearn.decomposition import sparse_encode as sk_sparse_encode
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.estimator_checks import check_param_validation
 
 from sklearn_mbdl import SparseCoder, sparse_encode
 from sklearn_mbdl.datasets import make_sparse_coding
@@ -95,6 +101,8 @@ def test_default_n_components_is_n_features(sparse_problem):
     (dict(max_iter=0), "max_iter"),
     (dict(tol=-1.0), "tol"),
     (dict(device="tpu"), "device"),
+    (dict(positive="yes"), "positive"),
+    (dict(n_components=0), "n_components"),
 ])
 def test_bad_parameters_raise_value_error(sparse_problem, bad, match):
     X, _, D, _ = sparse_problem
@@ -116,6 +124,8 @@ def test_bad_input_raises_value_error(sparse_problem):
         SparseCoder(D, alpha=alpha).fit(X_inf)
     with pytest.raises(ValueError, match="dim 3"):
         SparseCoder(D, alpha=alpha).fit(X.reshape(30, 10, 16))
+    with pytest.raises(ValueError, match="dictionary must be a 2-D array"):
+        SparseCoder(D[0], alpha=alpha).fit(X)
     coder = SparseCoder(D, alpha=alpha).fit(X)
     with pytest.raises(ValueError, match="features"):
         coder.transform(X[:, :-1])
@@ -144,3 +154,38 @@ def test_chunked_encoding_equals_row_by_row_blocks(algorithm):
                                      algorithm=algorithm)
                        for i in range(0, 2500, 700)])
     np.testing.assert_allclose(whole, parts, atol=1e-9)
+
+
+def test_param_validation():
+    check_param_validation("SparseCoder", SparseCoder())
+
+
+@pytest.mark.parametrize("name, value", [
+    ("algorithm", "bogus"), ("alpha", -1.0), ("max_iter", 0), ("positive", "yes"),
+])
+def test_parameters_checked_again_by_transform(sparse_problem, name, value):
+    X, _, D, alpha = sparse_problem
+    coder = SparseCoder(D, alpha=alpha).fit(X)
+    coder.set_params(**{name: value})
+    with pytest.raises(ValueError, match=f"'{name}' parameter"):
+        coder.transform(X)
+
+
+def test_odd_input(sparse_problem):
+    X, _, D, alpha = sparse_problem
+    with pytest.raises(NotFittedError):
+        SparseCoder(D, alpha=alpha).transform(X)
+    with pytest.raises(TypeError, match="Sparse data"):
+        SparseCoder(D, alpha=alpha).fit(scipy.sparse.csr_matrix(X))
+    with pytest.raises(ValueError, match="Complex"):
+        SparseCoder(D, alpha=alpha).fit(X + 1j)
+    with pytest.raises(ValueError, match="0 sample"):
+        SparseCoder(D, alpha=alpha).fit(X[:0])
+    coder = SparseCoder(D, alpha=alpha).fit(X)
+    expected = coder.transform(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no torch warning for a DataFrame
+        np.testing.assert_allclose(coder.transform(pandas.DataFrame(X)), expected)
+    np.testing.assert_allclose(coder.transform(X.tolist()), expected)
+    assert coder.transform(X[:1]).shape == (1, D.shape[0])
+    assert coder.transform(X.astype(np.float16)).dtype == np.float64

@@ -1,24 +1,22 @@
 """DetNetClassifier: the learned detector."""
 
 import functools
-import warnings
+from numbers import Integral, Real
 
 import numpy as np
 import torch
 from skorch.callbacks import EpochScoring
 
 from .._base import (
-    SimulatedRows,
+    TRAINING_CONSTRAINTS,
+    Interval,
     TorchEstimator,
-    check_number,
-    row_chunks,
-    seeded,
-    to_numpy,
-    to_tensor,
+    TrainingProblem,
+    torch_dtype,
 )
 from ..prox import nearest_point
 from ._network import DetNet, FinalLayerMSE, _simulate_symbols, _symbol_accuracy
-from ._problem import _check_y, _DetectorMixin, _statistics
+from ._problem import _check_y, _DetectorMixin, _gaussian_log_proba, _statistics
 
 
 # a cap on the list stage's time and memory: 2 ** 16 candidates per
@@ -59,7 +57,7 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
     latent_size : int, optional
         Size of the latent state ``v`` each layer passes to the next, with the
         current estimate, beside the gradient step (the paper's full layer);
-        ``2 n_tx`` by default. 0 gives the seed slides' layer, which sees the
+        ``2 n_tx`` by default. 0 gives the simpler layer, which sees the
         gradient step alone.
     residual : float, default=0.9
         Each layer returns ``residual * new + (1 - residual) * previous``.
@@ -149,25 +147,15 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _check_params(self):
-        check_number(self.n_layers, "n_layers", min_val=1, integer=True)
-        if self.hidden_size is not None:
-            check_number(self.hidden_size, "hidden_size", min_val=1, integer=True)
-        if self.latent_size is not None:
-            check_number(self.latent_size, "latent_size", min_val=0, integer=True)
-        check_number(self.residual, "residual", min_val=0, max_val=1,
-                     include_min=False)
-        check_number(self.max_epochs, "max_epochs", min_val=1, integer=True)
-        check_number(self.lr, "lr", min_val=0, include_min=False)
-        check_number(self.batch_size, "batch_size", min_val=1, integer=True)
-        check_number(self.augmentation, "augmentation", min_val=0)
-        check_number(self.validation_fraction, "validation_fraction",
-                     min_val=0, max_val=0.5)
-        self._check_list_users()
-
-    def _check_list_users(self):
-        check_number(self.list_users, "list_users", min_val=0, max_val=MAX_LIST_USERS,
-                     integer=True)
+    _parameter_constraints = {
+        "channel": ["array-like", None],
+        "n_layers": [Interval(Integral, 1, None, closed="left")],
+        "hidden_size": [Interval(Integral, 1, None, closed="left"), None],
+        "latent_size": [Interval(Integral, 0, None, closed="left"), None],
+        "residual": [Interval(Real, 0, 1, closed="right")],
+        "list_users": [Interval(Integral, 0, MAX_LIST_USERS, closed="both")],
+        **TRAINING_CONSTRAINTS,
+    }
 
     def fit(self, X, y, channels=None):
         """Train DetNet on labelled transmissions.
@@ -189,93 +177,74 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         X = self._validate_X(X, reset=True)
         y = _check_y(y, X)
         self._setup_fit()
-        codes = self._fit_labels(y)
-        values = self._values(codes)
+        values = self._values(self._fit_labels(y))
         H, noise_var = self._fit_channel(X, values, channels)
-        K = self.n_tx_ = codes.shape[1]
-        points = self._scaled_points().astype(np.float32)
+        self.n_tx_ = values.shape[1]
+        # the network reads the normalised sufficient statistics (H^T x, and
+        # H^T H unless the channel is fixed) and predicts scaled symbols
+        rows, gram, noise_std = self._training_statistics(X, H, noise_var)
         u = ((values - self.offset_) / self.scale_).astype(np.float32)
+        train, valid = self._holdout(X.shape[0], self.validation_fraction)
+        scoring = EpochScoring(_symbol_accuracy, lower_is_better=False,
+                               name="valid_symbol_acc")
+        self._fit_network(TrainingProblem(
+            DetNet, self._module_args(gram),
+            X=rows[train], y=u[train], valid=(rows[valid], u[valid]),
+            # fresh symbols and noise on the training channels, every epoch
+            simulate=_symbol_simulator(gram if gram.ndim == 2 else gram[train],
+                                       noise_std[train], self._scaled_points()),
+            n_simulated=round(self.augmentation * train.size),
+            criterion=FinalLayerMSE, error=self._symbol_errors,
+            start_name="the annealed projected gradient",
+            net_kwargs=dict(
+                callbacks=[("valid_acc", scoring)] if valid.size else [],
+                # the per-layer scalars (steps, ramp widths) are of order one
+                # and few: they move faster than the weight matrices
+                optimizer__param_groups=[("step_*", {"lr": 30 * self.lr}),
+                                         ("log_softness", {"lr": 30 * self.lr})]),
+        ))
+        checked = valid if valid.size else train
+        self._calibrate(rows[checked], u[checked])
+        return self
+
+    def _training_statistics(self, X, H, noise_var):
+        """The network's input rows for the training pairs (float32), the
+        normalised Gram matrix (one, or one per row) and the noise standard
+        deviation of ``H^T x`` per row, in the network's units."""
         Htx, HtH, c = _statistics(torch.as_tensor(X, dtype=torch.float64),
                                   torch.as_tensor(H, dtype=torch.float64),
                                   self.offset_, self.scale_)
-        # the noise of H^T x in the normalised units, per transmission
         noise_std = (np.sqrt(noise_var / c.numpy()) / self.scale_).astype(np.float32)
         gram = HtH.numpy().astype(np.float32)
-        fixed = HtH.ndim == 2
-        # the annealed projected gradient DetNet starts from (see
-        # solvers.projected_gradient): a long step, ramps from wide to
-        # narrow; the step is set by the median ||H^T H|| of the channels
-        step = 1.9 / float(np.median(np.linalg.eigvalsh(gram.reshape(-1, K, K))[:, -1]))
         rows = Htx.numpy().astype(np.float32)
-        if not fixed:
+        if gram.ndim == 3:
             rows = np.concatenate([rows, gram.reshape(len(rows), -1)], axis=1)
-        train, valid = self._holdout(X.shape[0], self.validation_fraction)
-        n_train = train.size
-        n_sim = int(round(self.augmentation * n_train))
-        X_fit = np.empty((n_train + n_sim, rows.shape[1]), dtype=np.float32)
-        y_fit = np.empty((n_train + n_sim, K), dtype=np.float32)
-        X_fit[:n_train], y_fit[:n_train] = rows[train], u[train]
-        # the law of H^T w is N(0, noise_std^2 H^T H): its Cholesky factor
-        train_gram = gram if fixed else gram[train]
-        chol = np.linalg.cholesky(train_gram + 1e-6 * np.eye(K, dtype=np.float32))
-        simulate = functools.partial(
-            _simulate_symbols, gram=train_gram, chol=chol,
-            noise_std=noise_std[train],
-            points=points)
-        callbacks = [("simulate", SimulatedRows(simulate, X_fit, y_fit, n_train,
-                                                self._seed))] if n_sim else []
-        if valid.size:
-            callbacks.append(("valid_acc", EpochScoring(
-                _symbol_accuracy, lower_is_better=False, name="valid_symbol_acc")))
-        module_args = dict(n_tx=K, points=points, n_layers=self.n_layers,
-                           hidden_size=max(self.hidden_size or 8 * K, 2 * K),
-                           residual=self.residual, step=step,
-                           latent_size=(2 * K if self.latent_size is None
-                                        else self.latent_size),
-                           gram=gram if fixed else None)
-        with seeded(self._seed, self.device_):
-            self.net_ = self._make_net(
-                DetNet, criterion=FinalLayerMSE,
-                # the per-layer scalars (steps, ramp widths) are of order one
-                # and few: they move faster than the weight matrices
-                optimizer__param_groups=[
-                    ("step_*", {"lr": 30 * self.lr}),
-                    ("log_softness", {"lr": 30 * self.lr})],
-                valid=(rows[valid], u[valid]),
-                callbacks=callbacks,
-                **{f"module__{k}": v for k, v in module_args.items()})
-            self._train(self.net_, X_fit, y_fit)
-        check_rows = valid if valid.size else np.arange(X.shape[0])
-        self._keep_if_better(module_args, rows[check_rows], codes[check_rows])
-        self._calibrate(rows[check_rows], u[check_rows])
-        return self
+        return rows, gram, noise_std
 
-    def _keep_if_better(self, module_args, rows, codes):
-        """Fall back to the untrained network (annealed projected gradient)
-        if training made held-out symbol errors worse."""
-        with seeded(self._seed):
-            start = DetNet(**module_args).to(self._inference_device()).state_dict()
-        kept, trained_errors, start_errors = self._keep_better_of(
-            start, lambda: int(np.sum(self._decide(rows) != codes)))
-        if not kept:
-            warnings.warn(
-                f"DetNetClassifier: training did not improve on the untrained "
-                f"network (projected gradient): {trained_errors} held-out symbol "
-                f"errors against {start_errors}; keeping the initialisation. "
-                "Try more data, more epochs or a smaller lr.", UserWarning)
+    def _module_args(self, gram):
+        """The :class:`DetNet` arguments: its start is the annealed projected
+        gradient of :func:`~sklearn_mbdl.solvers.projected_gradient` (a long
+        step, ramps from wide to narrow), the step set by the median
+        ``||H^T H||`` of the training channels."""
+        K = self.n_tx_
+        step = 1.9 / float(np.median(np.linalg.eigvalsh(gram.reshape(-1, K, K))[:, -1]))
+        return dict(n_tx=K, points=self._scaled_points().astype(np.float32),
+                    n_layers=self.n_layers,
+                    hidden_size=max(self.hidden_size or 8 * K, 2 * K),
+                    residual=self.residual, step=step,
+                    latent_size=2 * K if self.latent_size is None else self.latent_size,
+                    gram=gram if gram.ndim == 2 else None)
+
+    def _symbol_errors(self, rows, u):
+        """Symbol errors of the current network on statistic rows whose
+        true scaled symbols are ``u``: what decides keep-better."""
+        points = torch.as_tensor(self._scaled_points())
+        truth = nearest_point(torch.as_tensor(u, dtype=torch.float64), points).numpy()
+        return float(np.sum(self._decide(rows) != truth))
 
     def _run(self, rows):
         """Last layer's soft estimates of validated statistic rows."""
-        dtype = torch.float64 if rows.dtype == np.float64 else torch.float32
-        state = self._module_state(dtype)
-        device = self._inference_device()
-        out = np.empty((rows.shape[0], self.n_tx_), dtype=rows.dtype)
-        with torch.no_grad():
-            for chunk in row_chunks(rows.shape[0], device):
-                r = to_tensor(rows[chunk], device, dtype=dtype)
-                s = torch.func.functional_call(self.net_.module_, state, (r,))
-                out[chunk] = to_numpy(s[:, -1], rows.dtype)
-        return out
+        return self._run_network(rows, _last_layer)
 
     def _decide(self, rows):
         return nearest_point(torch.as_tensor(self._run(rows)),
@@ -296,9 +265,7 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
     def _log_proba(self, s, width):
         """Log-probabilities of the symbols: a Gaussian of ``width`` around
         the soft estimates ``s`` (scaled units), normalised over the alphabet."""
-        logp = -0.5 * ((s[..., None] - self._scaled_points()) / width) ** 2
-        logp -= logp.max(-1, keepdims=True)
-        return logp - np.log(np.exp(logp).sum(-1, keepdims=True))
+        return _gaussian_log_proba(s, width, self._scaled_points())
 
     def _inputs(self, X, channels):
         """The validated ``X`` and the channel of each of its rows."""
@@ -312,7 +279,7 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
     def _statistic_rows(self, X, H):
         """Rows of normalised sufficient statistics the network reads, for
         validated ``X`` and its channel ``H`` (:meth:`_inputs`)."""
-        dtype = torch.float64 if X.dtype == np.float64 else torch.float32
+        dtype = torch_dtype(X)
         Htx, HtH, _ = _statistics(torch.as_tensor(X, dtype=dtype),
                                   torch.as_tensor(H, dtype=dtype),
                                   self.offset_, self.scale_)
@@ -354,8 +321,8 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         ndarray of shape (n_samples,) or (n_samples, n_tx)
             Labels from ``classes_``.
         """
-        self._check_list_users()  # set_params may have changed it after fit
         X, H = self._inputs(X, channels)
+        self._check_params()  # list_users is read here: set_params may change it
         rows = self._statistic_rows(X, H)
         if not self.list_users:
             return self._labels(self._decide(rows))
@@ -424,8 +391,25 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         Returns
         -------
         ndarray of shape (n_samples, n_classes), or list of n_tx such arrays
-            As scikit-learn's multi-output classifiers.
+            Columns in the order of ``classes_``. One array when ``y`` was
+            1-D (one user); otherwise one array per user (scikit-learn's
+            multi-output convention), as :meth:`MIMODetector.predict_proba`.
         """
         s = self._network_output(X, channels).astype(np.float64)
-        p = np.exp(self._log_proba(s, self.temperature_))
-        return p[:, 0] if self._single_output else [p[:, k] for k in range(p.shape[1])]
+        return self._probabilities(self._log_proba(s, self.temperature_))
+
+
+def _last_layer(module, state, rows):
+    """The last layer's estimate (the inference of :class:`DetNet`)."""
+    return torch.func.functional_call(module, state, (rows,))[:, -1]
+
+
+def _symbol_simulator(gram, noise_std, points):
+    """``simulate(rng, n)`` of the training problem: fresh symbols and noise
+    on the training channels (:func:`_simulate_symbols`), with the Cholesky
+    factor of each Gram matrix (the law of ``H^T w`` is
+    ``N(0, noise_std^2 H^T H)``)."""
+    K = gram.shape[-1]
+    chol = np.linalg.cholesky(gram + 1e-6 * np.eye(K, dtype=np.float32))
+    return functools.partial(_simulate_symbols, gram=gram, chol=chol,
+                             noise_std=noise_std, points=points.astype(np.float32))

@@ -1,12 +1,14 @@
 """MIMODetector: the model-based detectors as an estimator."""
 
+from numbers import Real
+
 import numpy as np
 import torch
 
-from .._base import TorchEstimator, check_number, check_options, progress
+from .._base import Interval, StrOptions, TorchEstimator, progress
 from ..prox import nearest_point
-from ..solvers import mmse, mmse_sic, sphere_decoder, zero_forcing
-from ._problem import _check_y, _DetectorMixin
+from ..solvers import matched_filter, mmse, mmse_sic, sphere_decoder, zero_forcing
+from ._problem import _check_y, _DetectorMixin, _gaussian_log_proba
 
 
 class MIMODetector(_DetectorMixin, TorchEstimator):
@@ -17,13 +19,30 @@ class MIMODetector(_DetectorMixin, TorchEstimator):
     without ``channel`` or per-sample ``channels``, a fixed channel by least
     squares.
 
+    ``predict_proba`` gives each method's soft output, normalised over the
+    alphabet (its most probable symbol is ``predict``'s decision):
+
+    - ``"zf"`` and ``"mmse"``: a Gaussian around the linear estimate
+      ``s_hat`` whose variance is the estimate's post-equalisation error,
+      ``noise_var_`` times the diagonal of ``(H^T H + r I)^{-1}`` (``r = 0``
+      for ZF, ``noise_var_ / E`` for MMSE, ``E`` the symbols' variance);
+      with two symbols per user this is the log-likelihood ratio of the
+      unbiased MMSE estimate;
+    - ``"mmse_sic"``: the same, from the MMSE estimate of each user at the
+      stage it is detected (earlier users cancelled with their decisions);
+    - ``"ml"``: the likelihood ``exp(-||x - H s||^2 / (2 noise_var_))`` of
+      the ML decision with one user's symbol changed, the other users kept
+      at their ML symbols (the max-log approximation restricted to
+      one-user changes: ``n_tx x n_points`` distances per transmission).
+
     Parameters
     ----------
     method : {"zf", "mmse", "mmse_sic", "ml"}, default="mmse"
         Zero forcing, linear MMSE, ordered MMSE successive interference
         cancellation, or maximum likelihood by sphere decoding (exact; its
         cost grows with the noise and the number of users: fine up to about
-        30 BPSK users at moderate SNR).
+        30 BPSK users at moderate SNR). Read by ``predict``: it may be
+        changed after ``fit``.
     channel : array-like of shape (n_rx, n_tx), optional
         A fixed channel.
     noise_var : float, optional
@@ -39,6 +58,10 @@ class MIMODetector(_DetectorMixin, TorchEstimator):
     channel_ : ndarray of shape (n_rx, n_tx) or None
     noise_var_ : float
 
+    See Also
+    --------
+    DetNetClassifier : the learned detector.
+
     Examples
     --------
     >>> from sklearn_mbdl import MIMODetector
@@ -47,6 +70,9 @@ class MIMODetector(_DetectorMixin, TorchEstimator):
     >>> det = MIMODetector("ml").fit(X, y, channels=H)
     >>> det.score(X, y, channels=H) > 0.95
     True
+    >>> proba = det.predict_proba(X, channels=H)  # one array per user
+    >>> len(proba), proba[0].shape
+    (4, (200, 2))
     """
 
     def __init__(self, method="mmse", channel=None, *, noise_var=None, verbose=0):
@@ -54,6 +80,13 @@ class MIMODetector(_DetectorMixin, TorchEstimator):
         self.channel = channel
         self.noise_var = noise_var
         self.verbose = verbose
+
+    _parameter_constraints = {
+        "method": [StrOptions({"zf", "mmse", "mmse_sic", "ml"})],
+        "channel": ["array-like", None],
+        "noise_var": [Interval(Real, 0, None, closed="left"), None],
+        "verbose": ["verbose"],
+    }
 
     def fit(self, X, y, channels=None):
         """Learn the alphabet, the noise level and, if needed, the channel.
@@ -68,9 +101,7 @@ class MIMODetector(_DetectorMixin, TorchEstimator):
         -------
         self : MIMODetector
         """
-        check_options(self.method, "method", {"zf", "mmse", "mmse_sic", "ml"})
-        if self.noise_var is not None:
-            check_number(self.noise_var, "noise_var", min_val=0)
+        self._check_params()
         X = self._validate_X(X, reset=True)
         y = _check_y(y, X)
         codes = self._fit_labels(y)
@@ -92,29 +123,94 @@ class MIMODetector(_DetectorMixin, TorchEstimator):
         -------
         ndarray of shape (n_samples,) or (n_samples, n_tx)
         """
+        return self._labels(self._detect(X, channels, soft=False)[0])
+
+    def predict_proba(self, X, channels=None):
+        """Per-symbol probabilities: the method's soft output (see the
+        class description).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_rx)
+        channels : array-like of shape (n_samples, n_rx, n_tx), optional
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes), or list of n_tx such arrays
+            Columns in the order of ``classes_``. One array when ``y`` was
+            1-D (one user); otherwise one array per user (scikit-learn's
+            multi-output convention), as :meth:`DetNetClassifier.predict_proba`.
+        """
+        return self._probabilities(self._detect(X, channels, soft=True)[1])
+
+    def _detect(self, X, channels, soft):
+        """Symbol indices and, with ``soft``, log-probabilities of shape
+        ``(n_samples, n_tx, n_points)``."""
         X = self._validate_X(X, reset=False)
+        self._check_params()  # method is read here: set_params may change it
         H = self._predict_channel(X, channels).astype(np.float64)
         X = X.astype(np.float64)
-        points = torch.as_tensor(self.points_)
-        if self.method == "ml":
-            S = np.empty((len(X), self.n_tx_))
-            # by chunks, for the progress bar (the decoder loops over rows)
-            with progress(total=len(X), verbose=self.verbose, unit="transmission",
-                          desc="MIMODetector('ml'): sphere decoding") as bar:
-                for start in range(0, len(X), 64):
-                    rows = slice(start, start + 64)
-                    S[rows] = sphere_decoder(X[rows], H if H.ndim == 2 else H[rows],
-                                             self.points_)
-                    bar.update(len(S[rows]))
-            return self._labels(np.abs(S[..., None] - self.points_).argmin(-1))
-        Xt, Ht = torch.as_tensor(X), torch.as_tensor(H)
         noise_var = max(self.noise_var_, 1e-12)
-        if self.method == "zf":
-            # (with more users than antennas, the minimum-norm solution)
-            s = zero_forcing(Xt, Ht) if H.shape[-2] >= H.shape[-1] else \
-                mmse(Xt, Ht, 1e-9, points)
-        elif self.method == "mmse":
-            s = mmse(Xt, Ht, noise_var, points)
+        if len(self.points_) == 1:  # one symbol: nothing to detect
+            index = np.zeros((len(X), self.n_tx_), dtype=np.int64)
+            return index, np.zeros((len(X), self.n_tx_, 1))
+        if self.method == "ml":
+            S = self._sphere_decode(X, H)
+            index = np.abs(S[..., None] - self.points_).argmin(-1)
+            return index, (_one_change_log_likelihood(X, H, S, noise_var, self.points_)
+                           if soft else None)
+        Xt, Ht = torch.as_tensor(X), torch.as_tensor(H)
+        points = torch.as_tensor(self.points_)
+        if self.method == "mmse_sic":
+            decided, s, variance = mmse_sic(Xt, Ht, noise_var, points, return_soft=True)
+            index = nearest_point(decided, points).numpy()
         else:
-            s = mmse_sic(Xt, Ht, noise_var, points)
-        return self._labels(nearest_point(s, points).numpy())
+            s, variance = self._linear(Xt, Ht, noise_var, points)
+            index = nearest_point(s, points).numpy()
+        if not soft:
+            return index, None
+        return index, _gaussian_log_proba(s.numpy(), np.sqrt(variance.numpy()),
+                                          self.points_)
+
+    def _linear(self, X, H, noise_var, points):
+        """ZF or MMSE estimates and their error variances."""
+        K = H.shape[-1]
+        if self.method == "zf" and H.shape[-2] >= K:
+            s, ridge = zero_forcing(X, H), 0.0
+        else:
+            # (ZF with more users than antennas: the minimum-norm solution)
+            power = float(((points - points.mean()) ** 2).mean())
+            level = noise_var if self.method == "mmse" else 1e-9
+            s, ridge = mmse(X, H, level, points), level / power
+        _, HtH = matched_filter(X, H)
+        inverse = torch.linalg.inv(HtH + ridge * torch.eye(K, dtype=HtH.dtype))
+        variance = noise_var * torch.diagonal(inverse, dim1=-2, dim2=-1)
+        return s, variance.expand_as(s)
+
+    def _sphere_decode(self, X, H):
+        S = np.empty((len(X), self.n_tx_))
+        # by chunks, for the progress bar (the decoder loops over rows)
+        with progress(total=len(X), verbose=self.verbose, unit="transmission",
+                      desc="MIMODetector('ml'): sphere decoding") as bar:
+            for start in range(0, len(X), 64):
+                rows = slice(start, start + 64)
+                S[rows] = sphere_decoder(X[rows], H if H.ndim == 2 else H[rows],
+                                         self.points_)
+                bar.update(len(S[rows]))
+        return S
+
+
+def _one_change_log_likelihood(X, H, S, noise_var, points):
+    """``-||x - H s||^2 / (2 noise_var)`` for ``s`` the decision ``S`` with
+    user ``k``'s symbol replaced by each point, shape (n, n_tx, n_points)."""
+    residual = X - (S @ H.T if H.ndim == 2 else np.einsum("nrk,nk->nr", H, S))
+    # ||r - h_k d||^2 = ||r||^2 - 2 d h_k^T r + d^2 ||h_k||^2, d = a - s_k
+    if H.ndim == 2:
+        correlation, energy = residual @ H, (H ** 2).sum(0)
+    else:
+        correlation = np.einsum("nr,nrk->nk", residual, H)
+        energy = (H ** 2).sum(1)
+    change = points - S[..., None]
+    distance = ((residual ** 2).sum(1)[:, None, None]
+                - 2 * change * correlation[..., None] + change ** 2 * energy[..., None])
+    return -distance / (2 * noise_var)

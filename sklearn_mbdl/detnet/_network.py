@@ -11,7 +11,7 @@ from ..solvers import detection_step, softness_schedule
 class DetNet(nn.Module):
     """Projected gradient descent unrolled to ``n_layers`` learned layers.
 
-    Layer ``q`` computes (the DetNet layer of the seed slides)::
+    Layer ``q`` computes (DetNet's layer without latent state)::
 
         r = (I + d2_q H^T H) s - d1_q H^T x        # gradient step
         z = relu(W1_q r + b1_q)
@@ -129,10 +129,8 @@ class FinalLayerMSE(nn.Module):
     The DetNet paper sums the errors of all layers (weighted by
     ``log(layer)``). Here the layers start as an annealed projected
     gradient whose early iterates are soft by design (wide ramps); a loss
-    on them pulls those ramps narrow and undoes the annealing: on 8 x 16
-    BPSK it made the symbol error rate worse than the untrained network at
-    every SNR, while the last layer's error alone improved it (measured:
-    1.69e-3 -> 1.25e-3 at 12 dB).
+    on them pulls those ramps narrow and undoes the annealing, so only the
+    last layer's error is trained.
     """
 
     def __init__(self):

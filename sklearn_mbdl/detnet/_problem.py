@@ -25,6 +25,9 @@ class _DetectorMixin(ClassifierMixin):
             raise ValueError(
                 f"y must have shape (n_samples,) or (n_samples, n_tx), got {y.shape}."
             )
+        if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
+            raise ValueError("y contains NaN or infinity: it must hold the "
+                             "transmitted symbols.")
         kind = type_of_target(y, input_name="y")
         if kind.startswith("continuous"):
             raise ValueError(
@@ -115,6 +118,22 @@ class _DetectorMixin(ClassifierMixin):
         labels = self.classes_[index]
         return labels[:, 0] if self._single_output else labels
 
+    def _probabilities(self, log_proba):
+        """``predict_proba``'s output from log-probabilities of shape
+        ``(n_samples, n_tx, n_classes)``, normalised over the alphabet.
+
+        scikit-learn's convention, shared by the detectors: one array of
+        shape ``(n_samples, n_classes)`` when ``y`` was 1-D (one user), a
+        list of ``n_tx`` such arrays, one per user, otherwise (as
+        ``MultiOutputClassifier`` and multi-output trees return).
+        """
+        log_proba = log_proba - log_proba.max(-1, keepdims=True)
+        proba = np.exp(log_proba)
+        proba /= proba.sum(-1, keepdims=True)
+        if self._single_output:
+            return proba[:, 0]
+        return [proba[:, k] for k in range(proba.shape[1])]
+
     def score(self, X, y, sample_weight=None, channels=None):
         """Mean symbol accuracy, ``1 - symbol error rate``.
 
@@ -156,6 +175,17 @@ def _check_y(y, X):
     if y.ndim == 0 or y.shape[0] != X.shape[0]:
         raise ValueError(f"X has {X.shape[0]} samples but y has shape {y.shape}.")
     return y
+
+
+def _gaussian_log_proba(estimates, std, points):
+    """Log-probabilities of the symbols ``points`` under a Gaussian of
+    standard deviation ``std`` (broadcast with ``estimates``) around the
+    soft ``estimates`` of shape ``(n_samples, n_tx)``, normalised over the
+    alphabet: shape ``(n_samples, n_tx, n_points)``."""
+    std = np.maximum(np.asarray(std, dtype=np.float64), 1e-300)
+    logp = -0.5 * ((estimates[..., None] - points) / std[..., None]) ** 2
+    logp -= logp.max(-1, keepdims=True)
+    return logp - np.log(np.exp(logp).sum(-1, keepdims=True))
 
 
 def _statistics(X, H, offset, scale):

@@ -170,7 +170,7 @@ def mmse(X, H, noise_var, points):
     return mean + _regularised_solve(Htx, HtH, torch.as_tensor(noise_var) / var)
 
 
-def mmse_sic(X, H, noise_var, points):
+def mmse_sic(X, H, noise_var, points, *, return_soft=False):
     """Ordered MMSE successive interference cancellation (MMSE V-BLAST).
 
     At each of ``n_tx`` stages every sample detects, among its users not
@@ -184,11 +184,18 @@ def mmse_sic(X, H, noise_var, points):
     H : torch.Tensor of shape (n_rx, n_tx) or (n_samples, n_rx, n_tx)
     noise_var : float or torch.Tensor of shape (n_samples,)
     points : torch.Tensor of shape (n_points,)
+    return_soft : bool, default=False
+        Also return, for each user, the MMSE estimate it was sliced from
+        and that estimate's error variance (``noise_var`` times the
+        diagonal entry of ``(H^T H + noise_var / E I)^{-1}`` over the users
+        not yet detected at its stage): a soft output.
 
     Returns
     -------
-    torch.Tensor of shape (n_samples, n_tx)
+    decided : torch.Tensor of shape (n_samples, n_tx)
         Hard decisions (values of ``points``).
+    estimates, variances : torch.Tensor of shape (n_samples, n_tx)
+        Only with ``return_soft=True``.
 
     Examples
     --------
@@ -209,6 +216,8 @@ def mmse_sic(X, H, noise_var, points):
     active = torch.ones(n, K, dtype=torch.bool, device=Htx.device)
     decided = torch.zeros(n, K, dtype=Htx.dtype, device=Htx.device)
     rows = torch.arange(n, device=Htx.device)
+    if return_soft:
+        estimates, variances = torch.zeros_like(decided), torch.zeros_like(decided)
     for _ in range(K):
         keep = active.to(Htx.dtype)
         # detected users: their columns leave the model and their
@@ -223,6 +232,11 @@ def mmse_sic(X, H, noise_var, points):
         k = errors.argmin(dim=1)
         decided[rows, k] = points[nearest_point(estimate[rows, k], points)]
         active[rows, k] = False
+        if return_soft:
+            estimates[rows, k] = estimate[rows, k]
+            variances[rows, k] = errors[rows, k] * ridge[:, 0, 0] * var
+    if return_soft:
+        return decided, estimates, variances
     return decided
 
 
