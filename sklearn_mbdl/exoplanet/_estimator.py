@@ -56,7 +56,12 @@ def _real_array(values, name, **kwargs):
     ``name`` for complex values too."""
     if np.iscomplexobj(values):
         raise ValueError(f"{name} must be real, got complex values.")
-    return check_array(values, dtype=np.float64, input_name=name, **kwargs)
+    try:
+        return check_array(values, dtype=np.float64, input_name=name, **kwargs)
+    except (TypeError, ValueError) as exc:
+        if name in str(exc):
+            raise
+        raise ValueError(f"{name}: {exc}") from None
 
 
 def _sector(positions, shape):
