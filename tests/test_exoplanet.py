@@ -1,8 +1,11 @@
 import copy
+import pickle
 
 import numpy as np
 import pytest
 import torch
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.estimator_checks import check_param_validation
 
 from sklearn_mbdl import ExoplanetSeparator
 from sklearn_mbdl.datasets import make_adi_cube
@@ -237,7 +240,7 @@ def test_bad_input(bright):
     est = ExoplanetSeparator(psf, max_epochs=1)
     with pytest.raises(ValueError, match="angles"):
         est.fit(cube, angles=angles[:-1])
-    with pytest.raises(ValueError, match="unequal size"):
+    with pytest.raises(ValueError, match="X is not a rectangular array"):
         est.fit([cube[0], cube[1, :-1]])
     bad = cube.copy()
     bad[3, 5, 5] = np.nan
@@ -396,3 +399,75 @@ def test_auto_static_speckles_follow_the_symmetry_of_the_data(bright, physical):
 
     assert share(bright[0]) > 0.7
     assert share(physical[0]) < 0.3
+
+
+def test_pickle_does_not_grow_with_the_cube():
+    """A fitted separator keeps the cube's model statistics, not its frames:
+    4 times the frames, about the same pickle (four trained networks)."""
+    sizes = []
+    for n_frames in (24, 96):
+        cube, angles, _, psf = make_adi_cube(n_frames, 24, n_planets=0,
+                                             random_state=0)
+        est = ExoplanetSeparator(psf, max_epochs=1, n_injections=64,
+                                 random_state=0).fit(cube, angles=angles)
+        assert len(est.nets_) == 4
+        sizes.append(len(pickle.dumps(est)))
+    assert sizes[1] / sizes[0] < 1.2
+    # (and less than one float32 copy of the training cube)
+    assert sizes[1] < cube.astype(np.float32).nbytes
+    # the pickled model still maps a cube
+    restored = pickle.loads(pickle.dumps(est))
+    np.testing.assert_allclose(restored.detection_map(cube, angles=angles),
+                               est.detection_map(cube, angles=angles))
+
+
+def test_parameters_and_inputs_are_checked(bright):
+    cube, angles, planets, psf, _ = bright
+    check_param_validation("ExoplanetSeparator", ExoplanetSeparator())
+    with pytest.raises(NotFittedError):
+        ExoplanetSeparator(psf).transform(cube)
+    with pytest.raises(NotFittedError):
+        ExoplanetSeparator(psf).detection_map(cube)
+    with pytest.raises(ValueError, match="learn_dictionary"):
+        ExoplanetSeparator(psf, learn_dictionary="yes").fit(cube)
+    # flattened frames need image_shape (they were silently taken as squares)
+    flat = cube.reshape(24, -1)
+    with pytest.raises(ValueError, match="image_shape"):
+        ExoplanetSeparator(psf).fit(flat)
+    with pytest.raises(ValueError, match="image_shape"):
+        ExoplanetSeparator(psf, image_shape=(20, 80)).fit(cube)
+    with pytest.raises(ValueError, match="Found array with 0 sample"):
+        ExoplanetSeparator(psf).fit(cube[:0])
+    est = ExoplanetSeparator(psf, image_shape=(40, 40)).fit(flat, angles=angles)
+    assert est.transform(flat).shape == flat.shape
+    xy = [(planets["x"][0], planets["y"][0], 1.0)]
+    with pytest.raises(ValueError, match="positions must be .* \\(n_companions, 2\\)"):
+        est.photometry(flat, xy, angles=angles)
+    with pytest.raises(ValueError, match="angles"):
+        est.transform(flat, angles=angles + 1j)
+    with pytest.raises(ValueError, match="features"):
+        est.transform(flat[:, :-1])
+    # a bad value set after fit is caught where it is read
+    est.set_params(static_speckles="median")
+    with pytest.raises(ValueError, match="static_speckles"):
+        est.photometry(flat, xy[0][:2], angles=angles)
+    with pytest.raises(ValueError, match="static_speckles"):
+        est.transform(flat)
+
+
+def test_one_warning_for_the_quadrants_that_keep_the_start(bright):
+    """Training that cannot help (atoms learned at a rate far too large)
+    keeps the untrained model in every quadrant, with one warning for the
+    four."""
+    cube, angles, _, psf, _ = bright
+    untrained = ExoplanetSeparator(psf, n_components=3).fit(cube, angles=angles)
+    with pytest.warns(UserWarning) as record:
+        est = ExoplanetSeparator(psf, n_components=3, max_epochs=1, n_injections=64,
+                                 lr=5.0, dictionary_lr=1.0,
+                                 random_state=0).fit(cube, angles=angles)
+    messages = [str(w.message) for w in record if "training did not" in str(w.message)]
+    assert len(messages) == 1 and "4 of the 4" in messages[0]
+    assert est.trained_error_ > est.start_error_
+    np.testing.assert_allclose(est.detection_map(cube, angles=angles),
+                               untrained.detection_map(cube, angles=angles),
+                               rtol=1e-5, atol=1e-5)

@@ -90,7 +90,7 @@ def _case(name):
         n_codes = 256 + 2 * 9 * 9  # the offsets, then 2 code maps of 9 x 9
         return est, noisy.reshape(4, -1), noisy.reshape(4, -1), n_codes
     cube, angles, _, psf = make_adi_cube(8, 24, n_planets=0, random_state=0)
-    est = ExoplanetSeparator(psf, max_epochs=1, random_state=0)
+    est = ExoplanetSeparator(psf, image_shape=(24, 24), max_epochs=1, random_state=0)
     return est, cube.reshape(8, -1), cube.reshape(8, -1), 24 * 24
 
 

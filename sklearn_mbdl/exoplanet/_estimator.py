@@ -1,24 +1,30 @@
 """ExoplanetSeparator: the estimator around the unrolled local ADI model."""
 
+import contextlib
 import copy
 import functools
 import math
 import warnings
+from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import OneToOneFeatureMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils import check_array
 from torch import nn
 
 from ..metrics import find_peaks
 from .._base import (
-    SimulatedRows,
+    IMAGE_SHAPE_CONSTRAINT,
+    TRAINING_CONSTRAINTS,
+    Interval,
+    StrOptions,
     TorchEstimator,
+    TrainingProblem,
+    check_images,
     check_number,
-    seeded,
-    to_numpy,
     to_tensor,
+    torch_dtype,
 )
 from ._adi import gaussian_psf, search_field
 from ._model import (
@@ -29,39 +35,8 @@ from ._model import (
 
 __all__ = ["ExoplanetSeparator"]
 
-
-def _resolve_frames(X, image_shape):
-    """``X`` as 2-D rows and the frame shape (see the class notes)."""
-    if isinstance(X, (list, tuple)) and len(X) and all(
-            isinstance(f, (np.ndarray, list, tuple)) for f in X):
-        shapes = {np.shape(f) for f in X}
-        if len(shapes) > 1:
-            raise ValueError(
-                f"frames of unequal size: got shapes {sorted(shapes)}; every frame "
-                "of an ADI sequence must have the same size.")
-        if len(next(iter(shapes))) == 2:
-            X = np.asarray(X)
-    if isinstance(X, np.ndarray) and X.ndim == 3:
-        shape = X.shape[1:]
-        if image_shape is not None and tuple(image_shape) != shape:
-            raise ValueError(
-                f"image_shape={tuple(image_shape)} but the frames are {shape}.")
-        return X.reshape(X.shape[0], -1), shape, True
-    return X, image_shape, False
-
-
-def _frame_shape(n_features, image_shape):
-    if image_shape is not None:
-        if len(tuple(image_shape)) != 2 or \
-                int(np.prod(image_shape)) != n_features:
-            raise ValueError(
-                f"image_shape={image_shape!r} does not match the {n_features} "
-                "features of X (h * w values per frame).")
-        return tuple(int(v) for v in image_shape)
-    side = int(round(math.sqrt(n_features)))
-    if side * side == n_features:
-        return (side, side)
-    return (1, n_features)
+# the quadrants of position angle of the cross-fitting
+N_FOLDS = 4
 
 
 def _training_rows(rng, n, *, positions, max_snr):
@@ -76,18 +51,57 @@ def _training_rows(rng, n, *, positions, max_snr):
     return X, snr.astype(np.float32)
 
 
+def _real_array(values, name, **kwargs):
+    """``check_array`` to finite float64 values, with a message naming
+    ``name`` for complex values too."""
+    if np.iscomplexobj(values):
+        raise ValueError(f"{name} must be real, got complex values.")
+    try:
+        return check_array(values, dtype=np.float64, input_name=name, **kwargs)
+    except (TypeError, ValueError) as exc:
+        if name in str(exc):
+            raise
+        raise ValueError(f"{name}: {exc}") from None
+
+
+def _sector(positions, shape):
+    """Quadrant (0-3) of the position angle of sky positions ``(x, y)``."""
+    h, w = shape
+    angle = np.arctan2(positions[:, 1] - (h - 1) / 2, positions[:, 0] - (w - 1) / 2)
+    return np.floor(np.mod(angle, 2 * np.pi) / (np.pi / 2)).astype(int) % N_FOLDS
+
+
+def _drop_frames(net):
+    """A fitted net without the training cube: the module forgets its
+    frames (:meth:`LocalADISeparator.drop_frames`) and the net the frames it
+    was built from (its ``module__cube`` argument; the net is not
+    initialised again)."""
+    net.module_.drop_frames()
+    net.module__cube = None
+    return net
+
+
+@contextlib.contextmanager
+def _template_warning_silenced():
+    """Silence the template's keep-better warning, given once per network:
+    ``fit`` gives one warning for its four networks."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="ExoplanetSeparator: training did "
+                                "not improve", category=UserWarning)
+        yield
+
+
 class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator):
     """Separate faint companions from stellar speckles in an ADI sequence.
 
-    The local model of the seed's last method, ``y = x + alpha H(p) +
-    noise`` (speckles ``x``: static speckles, by default each pixel's
-    temporal mean or, in annuli where the speckles are point-symmetric,
-    that of its mirror pixel, plus an optional part sparse in a dictionary; a
-    companion of flux ``alpha`` whose signature ``H(p)`` follows the field
-    rotation; Gaussian noise with a covariance over the patch around every
-    pixel, as in PACO), solved by unrolled ISTA steps on the speckles
-    alternating with weighted flux steps (see
-    :class:`~sklearn_mbdl.exoplanet.LocalADISeparator`).
+    The local model ``y = x + alpha H(p) + noise`` (speckles ``x``: static
+    speckles, by default each pixel's temporal mean or, in annuli where the
+    speckles are point-symmetric, that of its mirror pixel, plus an optional
+    part sparse in a dictionary; a companion of flux ``alpha`` whose
+    signature ``H(p)`` follows the field rotation; Gaussian noise with a
+    covariance over the patch around every pixel, as in PACO), solved by
+    unrolled ISTA steps on the speckles alternating with weighted flux steps
+    (see :class:`~sklearn_mbdl.exoplanet.LocalADISeparator`).
 
     **By default the method is model-based**: ``max_epochs=0`` keeps the
     solver at its initialisation, which with the default ``n_components=0``
@@ -98,13 +112,14 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
     companion that moves by at least one FWHM over the sequence (``fit``
     warns otherwise); point-symmetric speckles only where the data show
     them (``static_speckles="auto"``). With ``max_epochs > 0``, ``fit`` also
-    learns from the science cube itself: synthetic companions of known flux are injected at
-    random positions and the dictionary, thresholds and step sizes are
-    trained through skorch to recover their fluxes (labels); the
+    learns from the science cube itself: synthetic companions of known flux
+    are injected at random positions and the dictionary, thresholds and
+    step sizes are trained through skorch to recover their fluxes (labels);
+    the
     surroundings of candidate companions are left out of training, and the
     network that maps a quadrant of position angle is trained on the
-    opposite quadrant (cross-fitting). On held-out cubes of both simulators
-    training has not improved on the untrained model (see the benchmark).
+    opposite quadrant (cross-fitting); a quadrant's network keeps the
+    untrained model unless training lowers its error on held-out injections.
     :meth:`photometry` corrects the fluxes of given companions for
     self-subtraction.
 
@@ -118,9 +133,9 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
     ``origin="lower"``, the star at ``((w - 1) / 2, (h - 1) / 2)``), and
     derotating it counterclockwise by ``angles[k]`` gives the sky.
     With ``angles=None`` the frames are unrotated (all angles 0): the model
-    is still a valid speckle/background separator. With ``image_shape=None``
-    and 2-D ``X``, a frame of ``n`` features is a square image when ``n`` is
-    a perfect square and a one-row image ``(1, n)`` otherwise.
+    is still a valid speckle/background separator. Flattened frames (2-D
+    ``X``) need ``image_shape`` (rows of fewer than 16 values are one-row
+    images ``(1, n)``).
 
     Parameters
     ----------
@@ -134,9 +149,9 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
         extent of the noise model's covariances.
     n_components : int, default=0
         Atoms per annulus (principal components of the frames at start).
-        The default uses none: on our test cubes every atom absorbed part
-        of the companions and lowered the detection S/N (see the user
-        guide), so the speckles are the static ones and the noise model.
+        The default uses none: an atom also absorbs part of the companions
+        that cross its annulus (see the user guide), so the speckles are the
+        static ones and the noise model.
     n_layers : int, default=6
         Unrolled iterations.
     static_speckles : {"auto", "mean", "mirror"}, default="auto"
@@ -145,18 +160,14 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
         crosses the pixel), or the temporal mean of the pixel symmetric to
         it about the star ("mirror": a companion is not in its mirror's
         mean, but the speckles must be point-symmetric, which holds for
-        small phase aberrations behind an ideal coronagraph only). "auto"
+        small phase aberrations behind an ideal coronagraph only, not
+        amplitude aberrations, spiders or a real coronagraph). "auto"
         chooses from the data, annulus by annulus: the mirror where the
         temporal mean is point-symmetric within a few times its own noise
-        (``_model.SYMMETRY_THRESHOLD``), the own mean elsewhere. On
-        development cubes "mirror" scored 1.67x the best PCA-ADI on
-        :func:`~sklearn_mbdl.datasets.make_adi_cube` but 0.73x on the
-        physical-optics cubes of
-        :func:`~sklearn_mbdl.datasets.make_physical_adi_cube` (amplitude
-        aberrations, spiders, a vortex coronagraph), "mean" 1.45x and 0.97x,
-        and "auto" picked the better of the two on all six.
+        (``_model.SYMMETRY_THRESHOLD``), the own mean elsewhere.
     image_shape : (int, int), default=None
-        Frame shape for 2-D ``X`` (see above).
+        Frame shape for flattened frames (2-D ``X``); with 3-D ``X`` it must
+        agree with the frames or be None.
     n_cleaning : int, default=8
         Rounds of the photometry's correction for self-subtraction (see
         :meth:`photometry`); 0 reports the uncorrected joint fit.
@@ -173,11 +184,10 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
         Training epochs. The default 0 uses the model-based separator as it
         is (the unrolled solver at its initialisation, which is PACO's
         weighted least-squares flux around the static speckles when
-        ``n_components=0``): on held-out cubes of both simulators training
-        never improved on it (the benchmark measures both), so the method
-        is model-based by default. With ``max_epochs > 0`` injected
-        companions train the four quadrants' networks (cross-fitting) and
-        the better of trained and untrained is kept.
+        ``n_components=0``). With ``max_epochs > 0`` injected companions
+        train the four quadrants' networks (cross-fitting), each stopping
+        early on held-out injections, and the better of trained and
+        untrained is kept.
     lr : float, default=1e-3
     batch_size : int, default=64
     device : {"cpu", "cuda", "auto", "accelerate"}, default="cpu"
@@ -203,6 +213,10 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
         Candidate companions (S/N above 3 in the untrained map) whose
         surroundings were left out of training (0 untrained).
     image_shape_ : (int, int)
+    fwhm_ : float
+        ``fwhm`` at fit (the networks' annuli and the field searched).
+    patch_shape_ : (int, int)
+        The patch of the noise model (``patch_size``, cut to the frames).
     psf_ : ndarray
     scale_ : float
         Data scale the model works in (the cube's standard deviation).
@@ -249,32 +263,38 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
         self.random_state = random_state
         self.verbose = verbose
 
+    _parameter_constraints = {
+        "psf": ["array-like", None],
+        "fwhm": [Interval(Real, 0.5, None, closed="left")],
+        "patch_size": [Interval(Integral, 1, None, closed="left")],
+        "n_components": [Interval(Integral, 0, None, closed="left")],
+        "n_layers": [Interval(Integral, 1, None, closed="left")],
+        "static_speckles": [StrOptions({"auto", "mean", "mirror"})],
+        "image_shape": IMAGE_SHAPE_CONSTRAINT,
+        "n_cleaning": [Interval(Integral, 0, None, closed="left")],
+        "learn_dictionary": ["boolean"],
+        "dictionary_lr": [Interval(Real, 0, None, closed="left")],
+        "n_injections": [Interval(Integral, 1, None, closed="left")],
+        "max_snr": [Interval(Real, 0, None, closed="neither")],
+        # (0, the default: the model-based separator, untrained)
+        "max_epochs": [Interval(Integral, 0, None, closed="left")],
+        **{k: TRAINING_CONSTRAINTS[k]
+           for k in ("lr", "batch_size", "device", "random_state", "verbose")},
+    }
+
     # ----- checks -------------------------------------------------------------
-    def _check_params(self):
-        check_number(self.fwhm, "fwhm", min_val=0.5)
-        check_number(self.patch_size, "patch_size", min_val=1, integer=True)
+    def _check_param_relations(self):
         if self.patch_size % 2 == 0:
             raise ValueError(f"patch_size must be odd, got {self.patch_size}.")
-        check_number(self.n_components, "n_components", min_val=0, integer=True)
-        check_number(self.n_layers, "n_layers", min_val=1, integer=True)
-        check_number(self.n_cleaning, "n_cleaning", min_val=0, integer=True)
-        check_number(self.dictionary_lr, "dictionary_lr", min_val=0)
-        check_number(self.n_injections, "n_injections", min_val=1, integer=True)
-        check_number(self.max_snr, "max_snr", min_val=0, include_min=False)
-        check_number(self.max_epochs, "max_epochs", min_val=0, integer=True)
-        check_number(self.lr, "lr", min_val=0, include_min=False)
-        check_number(self.batch_size, "batch_size", min_val=1, integer=True)
 
     def _check_angles(self, angles, n_frames):
         if angles is None:
             return np.zeros(n_frames)
-        angles = np.asarray(angles, dtype=np.float64)
+        angles = _real_array(angles, "angles", ensure_2d=False, ensure_min_samples=0)
         if angles.ndim != 1 or angles.shape[0] != n_frames:
             raise ValueError(
                 f"angles has {angles.size} values (shape {angles.shape}) but X "
                 f"has {n_frames} frames: one parallactic angle per frame.")
-        if not np.all(np.isfinite(angles)):
-            raise ValueError("angles contains NaN or infinite values.")
         return angles
 
     def _check_psf(self, shape):
@@ -282,11 +302,10 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
             size = 2 * int(math.ceil(2 * self.fwhm)) + 1
             fit = [min(size, s if s % 2 else s - 1) for s in shape]
             return gaussian_psf(self.fwhm, tuple(max(f, 1) for f in fit))
-        psf = np.asarray(self.psf, dtype=np.float64)
+        psf = np.asarray(self.psf)
         if psf.ndim != 2 or psf.size == 0:
             raise ValueError(f"psf must be a 2-D array, got shape {psf.shape}.")
-        if not np.all(np.isfinite(psf)):
-            raise ValueError("psf contains NaN or infinite values.")
+        psf = _real_array(psf, "psf")
         if psf.shape[0] > shape[0] or psf.shape[1] > shape[1]:
             raise ValueError(
                 f"the psf ({psf.shape[0]}x{psf.shape[1]}) is larger than the "
@@ -294,6 +313,23 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
         if not np.any(psf):
             raise ValueError("psf is all zeros.")
         return psf
+
+    @staticmethod
+    def _check_positions(positions):
+        """``positions`` as an ``(n, 2)`` float array of sky positions."""
+        try:
+            positions = np.asarray(positions)
+        except ValueError as exc:      # ragged nested lists
+            raise ValueError(f"positions is not a rectangular array: {exc}") from None
+        if positions.size == 0:
+            return np.zeros((0, 2))
+        if positions.ndim == 1 and positions.size == 2:   # one position
+            positions = positions[None]
+        if positions.ndim != 2 or positions.shape[1] != 2:
+            raise ValueError(
+                "positions must be an array of shape (n_companions, 2) of sky "
+                f"positions (x, y), got shape {positions.shape}.")
+        return _real_array(positions, "positions", copy=True)
 
     def _check_rotation(self, angles, shape):
         """Warn when the field turns by less than one FWHM at the innermost
@@ -305,31 +341,36 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
         inner = float(np.hypot(xx - (w - 1) / 2, yy - (h - 1) / 2)[field].min())
         rotation = float(np.ptp(angles))
         arc = inner * np.deg2rad(rotation)
-        if arc < self.fwhm:
-            reach = self.fwhm / max(np.deg2rad(rotation), 1e-12)
+        if arc < self.fwhm_:
+            reach = self.fwhm_ / max(np.deg2rad(rotation), 1e-12)
             warnings.warn(
                 f"angles: the field rotates by {rotation:.1f} degrees, less than one "
-                f"FWHM ({self.fwhm:g} px) at the innermost separation searched "
+                f"FWHM ({self.fwhm_:g} px) at the innermost separation searched "
                 f"({inner:.1f} px): companions closer than {reach:.1f} px to the star "
                 "move less than one FWHM over the sequence and the speckle model "
                 "absorbs them.", UserWarning)
 
     def _validate(self, X, angles, *, reset):
-        """Rows, frame shape, whether the caller gave 3-D frames, angles."""
-        image_shape = self.image_shape if reset else self.image_shape_
+        """Rows, frame shape, whether the caller gave 3-D frames, angles.
+
+        After ``fit`` the parameters are checked again (``set_params`` may
+        have changed them).
+        """
         if not reset:
-            check_is_fitted(self)
-        X, shape, cube_layout = _resolve_frames(X, image_shape)
-        X = self._validate_X(X, reset=reset)
-        shape = _frame_shape(X.shape[1], shape if reset else self.image_shape_)
-        return X, shape, cube_layout, self._check_angles(angles, X.shape[0])
+            self._check_params()
+        if not hasattr(X, "ndim") and hasattr(X, "__array__"):
+            X = np.asarray(X)    # (array-likes that refuse np.ndim)
+        X, shape, stacked = check_images(self, X, reset=reset, images_only=True)
+        if reset and X.shape[0] < 4:
+            raise ValueError(
+                f"ExoplanetSeparator needs at least 4 frames (samples) to model the "
+                f"speckles, got {X.shape[0]} sample(s).")
+        return X, shape, stacked, self._check_angles(angles, X.shape[0])
 
     # ----- fit ------------------------------------------------------------------
-    def _patch_shape(self, shape):
-        return tuple(min(self.patch_size, s if s % 2 else s - 1) for s in shape)
-
-    def fit(self, X, y=None, angles=None):  # noqa: C901
-        """Learn the speckle model of a science cube from injected companions.
+    def fit(self, X, y=None, angles=None):
+        """Estimate the speckle model of a science cube, and with
+        ``max_epochs > 0`` train it on injected companions.
 
         Parameters
         ----------
@@ -346,44 +387,76 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
         self : ExoplanetSeparator
         """
         self._check_params()
-        given_angles = angles is not None
-        X, shape, _, angles = self._validate(X, angles, reset=True)
-        if X.shape[0] < 4:
-            raise ValueError(
-                f"ExoplanetSeparator needs at least 4 frames (samples) to model the "
-                f"speckles, got {X.shape[0]} sample(s).")
-        psf = self._check_psf(shape)
-        if given_angles:
-            self._check_rotation(angles, shape)
+        X, shape, _, frame_angles = self._validate(X, angles, reset=True)
         self._setup_fit()
-        self.image_shape_ = shape
-        self.psf_ = psf
-        self.angles_ = angles
+        self.image_shape_, self.fwhm_ = shape, float(self.fwhm)
+        self.patch_shape_ = tuple(min(self.patch_size, s if s % 2 else s - 1)
+                                  for s in shape)
+        self.psf_ = self._check_psf(shape)
+        if angles is not None:
+            self._check_rotation(frame_angles, shape)
         scale = float(np.std(X))
         self.scale_ = scale if scale > 0 else 1.0
-        cube = (X / self.scale_).astype(np.float32)
-        args = dict(cube=cube, angles=angles, psf=psf, image_shape=shape,
-                    patch_shape=self._patch_shape(shape), fwhm=self.fwhm,
-                    n_components=min(self.n_components, X.shape[0]),
-                    n_layers=self.n_layers, static_speckles=self.static_speckles)
+        args = self._model_args((X / self.scale_).astype(np.float32), frame_angles)
         if not self.max_epochs:
             return self._fit_untrained(args)
-        positions = self._positions(shape)
-        # the untrained model (atoms: the SVD of the annuli) maps the cube;
-        # the surroundings of its candidate companions (S/N above 3) are
-        # left out of training, so that a real companion is never a "no
-        # companion here" example the network would learn to subtract
+        # the untrained model (atoms: the SVD of the annuli) finds the
+        # candidates to leave out and gives the targets their unit
         start = LocalADISeparator(**args)
-        flux, sigma = self._map([start], None, torch.float32, return_sigma=True)
-        peaks = find_peaks(self._snr(flux, sigma), 3.0,
-                           min_distance=max(int(self.fwhm // 2), 1))
+        flux, sigma = self._map([start], args["cube"], args["angles"])
+        positions = self._training_positions(flux / sigma)
+        self.noise_scale_ = self._target_unit(start, flux, positions)
+        args.update(dictionary=start.dictionary.detach()[..., :-1].numpy(),
+                    noise_scale=self.noise_scale_)
+        with _template_warning_silenced():
+            results = [self._fit_fold(fold, args, positions)
+                       for fold in range(N_FOLDS)]
+        self.nets_ = [_drop_frames(result.net) for result in results]
+        self.net_ = self.nets_[0]
+        self._summarise_folds(results)
+        return self
+
+    def _model_args(self, cube, angles):
+        """The arguments of :class:`LocalADISeparator` for the scaled cube."""
+        return dict(cube=cube, angles=angles, psf=self.psf_,
+                    image_shape=self.image_shape_, patch_shape=self.patch_shape_,
+                    fwhm=self.fwhm_, n_components=min(self.n_components, len(cube)),
+                    n_layers=self.n_layers, static_speckles=self.static_speckles)
+
+    def _fit_untrained(self, args):
+        """``max_epochs=0``: the model-based separator, one network that maps
+        every position (its initialisation is deterministic); no injections,
+        so no held-out error."""
+        net = self._make_net(LocalADISeparator, criterion=nn.MSELoss,
+                             **{f"module__{k}": v for k, v in args.items()})
+        net.initialize()
+        self.net_ = _drop_frames(net)
+        self.nets_ = [self.net_]
+        self.n_candidates_ = 0
+        self.noise_scale_ = self.net_.module_.noise_scale.cpu().numpy().astype(float)
+        self.trained_error_ = self.start_error_ = float("nan")
+        return self
+
+    def _training_positions(self, snr):
+        """The candidate pixels of the injections: the field searched, less
+        the surroundings of candidate companions (S/N above 3 in the
+        untrained map), so that a real companion is never a "no companion
+        here" example the network would learn to subtract."""
+        positions = self._positions(self.image_shape_)
+        peaks = find_peaks(np.where(self._field(self.image_shape_), snr, 0.0), 3.0,
+                           min_distance=max(int(self.fwhm_ // 2), 1))
+        self.n_candidates_ = len(peaks)
         far = np.ones(len(positions), bool)
         for x, y, _ in peaks:
-            far &= np.hypot(positions[:, 0] - x, positions[:, 1] - y) > 1.5 * self.fwhm
-        if far.sum() >= max(10, len(positions) // 4):
-            positions = positions[far]
-        self.n_candidates_ = len(peaks)
-        # the unit of the targets: the untrained estimate's spread per annulus
+            far &= np.hypot(positions[:, 0] - x, positions[:, 1] - y) > 1.5 * self.fwhm_
+        # (unless that leaves too few positions to train on)
+        enough = far.sum() >= max(10, len(positions) // 4)
+        return positions[far] if enough else positions
+
+    @staticmethod
+    def _target_unit(start, flux, positions):
+        """The unit of the training targets: the robust spread (MAD) of the
+        untrained flux estimate in each annulus."""
         alpha = flux[positions[:, 1].astype(int), positions[:, 0].astype(int)]
         rings = start.ring_of(torch.as_tensor(positions, dtype=torch.float32)).numpy()
         noise = np.ones(len(start.centres))
@@ -392,83 +465,131 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
             mad = 1.4826 * np.median(np.abs(values - np.median(values)))
             noise[j] = mad if mad > 0 else 1.0
         # (a floor keeps tiny or constant annuli from inflating the targets)
-        noise = np.maximum(noise, 1e-3 * np.median(noise))
-        args["dictionary"] = start.dictionary.detach()[..., :-1].numpy()
-        self.noise_scale_ = noise
-        args["noise_scale"] = noise
-        # cross-fitting: the field is cut into four quadrants of position
-        # angle; the network that maps a quadrant is trained on injections
-        # in the opposite one only, so no map value comes from a network
-        # that saw (and could have memorised) the noise there
-        sectors = self._sector(positions, shape)
+        return np.maximum(noise, 1e-3 * np.median(noise))
+
+    def _fit_fold(self, fold, args, positions):
+        """Train the network that maps the quadrant opposite ``fold``.
+
+        Cross-fitting: the network is trained on injections in quadrant
+        ``fold`` only, so no map value comes from a network that saw (and
+        could have memorised) the noise there; its held-out injections are
+        in the quadrant it maps, so early stopping and keep-better see
+        whether what it learned carries over to pixels it was not trained
+        on. The untrained model is the start.
+        """
+        sectors = _sector(positions, self.image_shape_)
+        own = positions[sectors == fold]
+        mapped = positions[sectors == (fold + 2) % N_FOLDS]
+        if len(own) < 10 or len(mapped) < 10:    # tiny frames: every position
+            own = mapped = positions
+        n_injections = max(min(self.n_injections // N_FOLDS, len(own)), 1)
+        valid = _training_rows(np.random.RandomState(self._seed + N_FOLDS + fold),
+                               max(n_injections // 4, 20), positions=mapped,
+                               max_snr=self.max_snr)
         # the atoms learn at a small fraction of the rate (or not at all)
         atom_lr = self.lr * self.dictionary_lr if self.learn_dictionary else 0.0
-        groups = [("dictionary", {"lr": atom_lr}), ("adjoint", {"lr": atom_lr})]
-        module_kw = {f"module__{k}": v for k, v in args.items()}
-        initial = LocalADISeparator(**args).state_dict()
-        self.nets_, errors, n_kept = [], [], 0
-        n_folds = 4
-        for fold in range(n_folds):
-            own = positions[sectors == fold]
-            mapped = positions[sectors == (fold + 2) % 4]
-            if len(own) < 10 or len(mapped) < 10:    # tiny frames: every position
-                own = mapped = positions
-            simulate = functools.partial(_training_rows, positions=own,
-                                         max_snr=self.max_snr)
-            rng = np.random.RandomState(self._seed + fold)
-            n_injections = max(min(self.n_injections // 4, len(own)), 1)
-            X_fit, y_fit = simulate(rng, n_injections)
-            # held out: injections in the quadrant this network will map, so
-            # early stopping and the final check see whether what it learned
-            # carries over to pixels it was not trained on
-            X_valid, y_valid = _training_rows(rng, max(n_injections // 4, 20),
-                                              positions=mapped, max_snr=self.max_snr)
-            callbacks = [("simulate", SimulatedRows(simulate, X_fit, y_fit, 0,
-                                                    self._seed + 10 + fold))]
-            with seeded(self._seed + fold, self.device_):
-                self.net_ = self._make_net(
-                    LocalADISeparator, criterion=nn.MSELoss, callbacks=callbacks,
-                    valid=(X_valid, y_valid), patience=5,
-                    label=f"network {fold + 1} of 4 (trained on quadrant {fold}, "
-                          f"maps quadrant {(fold + 2) % 4})",
-                    optimizer__param_groups=groups, **module_kw)
-                self._train(self.net_, X_fit, y_fit)
-            X_check = to_tensor(X_valid, self._inference_device())
-            kept, trained, untrained = self._keep_better_of(
-                {k: v.to(self._inference_device()) for k, v in initial.items()},
-                lambda: self._error(X_check, y_valid))
-            self.nets_.append(self.net_)
-            errors.append((trained, untrained))
-            n_kept += kept
-        self.net_ = self.nets_[0]
-        self.trained_error_, self.start_error_ = np.mean(errors, axis=0)
-        if n_kept < n_folds:
+        return self._fit_network(TrainingProblem(
+            LocalADISeparator, args,
+            simulate=functools.partial(_training_rows, positions=own,
+                                       max_snr=self.max_snr),
+            n_simulated=n_injections, valid=valid, start_name="the untrained model",
+            net_kwargs=dict(
+                optimizer__param_groups=[("dictionary", {"lr": atom_lr}),
+                                         ("adjoint", {"lr": atom_lr})],
+                patience=5, label=f"network {fold + 1} of {N_FOLDS} (trained on "
+                                  f"quadrant {fold}, maps quadrant {(fold + 2) % 4})"),
+            seed_offset=fold))
+
+    def _summarise_folds(self, results):
+        """The held-out errors, and one warning for the networks that kept
+        the untrained model."""
+        self.trained_error_ = float(np.mean([r.trained_error for r in results]))
+        self.start_error_ = float(np.mean([r.start_error for r in results]))
+        n_start = sum(not r.kept_trained for r in results)
+        if n_start:
             warnings.warn(
                 f"ExoplanetSeparator: training did not improve the flux estimates "
-                f"on held-out injections for {n_folds - n_kept} of the 4 quadrants' "
-                "networks; they keep the untrained model.", UserWarning)
-        return self
+                f"on held-out injections for {n_start} of the {N_FOLDS} quadrants' "
+                "networks; they keep the untrained model. Try more data, more "
+                "epochs or a smaller lr.", UserWarning, stacklevel=3)
 
-    def _fit_untrained(self, args):
-        """``max_epochs=0``: the model-based separator, one network that maps
-        every position; no injections, so no held-out error."""
-        module_kw = {f"module__{k}": v for k, v in args.items()}
-        with seeded(self._seed, self.device_):
-            self.net_ = self._make_net(LocalADISeparator, criterion=nn.MSELoss,
-                                       **module_kw)
-            self.net_.initialize()
-        self.nets_ = [self.net_]
-        self.n_candidates_ = 0
-        self.noise_scale_ = self.net_.module_.noise_scale.cpu().numpy().astype(float)
-        self.trained_error_ = self.start_error_ = float("nan")
-        return self
+    # ----- characterisation -------------------------------------------------
+    def photometry(self, X, positions, angles=None, *, refine=False):
+        """Fluxes of companions at given sky positions, corrected for
+        self-subtraction.
+
+        The model-based characterisation step (the detection map's fluxes
+        are not corrected): the untrained model estimated on ``X``, whose
+        companions at ``positions`` are taken out before the model is
+        estimated, by ``n_cleaning`` secant steps to the fixed point where
+        the flux taken out equals the flux found.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_frames, h * w) or (n_frames, h, w)
+        positions : array-like of shape (n_companions, 2)
+            ``(x, y)`` sky positions (pixels, derotated frame).
+        angles : array-like of shape (n_frames,), default=None
+        refine : bool, default=False
+            Also refine the positions: once the companions are taken out of
+            the model, each one's flux is mapped on a grid of half-pixel
+            steps within a pixel of its position and the maximum kept, then
+            its flux is measured there.
+
+        Returns
+        -------
+        flux : ndarray of shape (n_companions,)
+        positions : ndarray of shape (n_companions, 2)
+            Only with ``refine=True``: the refined positions.
+
+        Examples
+        --------
+        >>> from sklearn_mbdl import ExoplanetSeparator
+        >>> from sklearn_mbdl.datasets import make_adi_cube
+        >>> cube, angles, planets, psf = make_adi_cube(16, 32, n_planets=1,
+        ...                                            contrast=30, random_state=0)
+        >>> sep = ExoplanetSeparator(psf, random_state=0).fit(cube, angles=angles)
+        >>> xy = [(planets["x"][0], planets["y"][0])]
+        >>> sep.photometry(cube, xy, angles=angles).shape
+        (1,)
+        """
+        X, _, _, angles = self._validate(X, angles, reset=False)
+        positions = self._check_positions(positions)
+        if len(positions) == 0:
+            return (np.zeros(0), positions) if refine else np.zeros(0)
+        args = self._model_args(X.astype(np.float64) / self.scale_, angles)
+        module = LocalADISeparator(**args).double()
+        with torch.no_grad():
+            found = module.flux(torch.as_tensor(positions)).numpy()
+        if self.n_cleaning:
+            found, module, shared = self._cleaned_fluxes(args["cube"], args,
+                                                         positions, found)
+            if refine:
+                positions = self._refined_positions(module, shared, positions)
+                # the start of the second cleaning: the flux in the science
+                # cube under the cleaned model (the module's own cube is
+                # the cleaned one, which holds no companion)
+                with torch.no_grad():
+                    found = module.flux(torch.as_tensor(positions),
+                                        shared=shared).numpy()
+                found, _, _ = self._cleaned_fluxes(args["cube"], args, positions, found)
+        if refine:
+            return found * self.scale_, positions
+        return found * self.scale_
 
     @staticmethod
-    def _sector(positions, shape):
-        """Quadrant (0-3) of the position angle of sky positions ``(x, y)``."""
-        h, w = shape
-        angle = np.arctan2(positions[:, 1] - (h - 1) / 2, positions[:, 0] - (w - 1) / 2)
-        return np.floor(np.mod(angle, 2 * np.pi) / (np.pi / 2)).astype(int) % 4
+    def _refined_positions(module, shared, positions):
+        """Each position moved to the maximum of the flux on a grid of
+        half-pixel steps within a pixel of it."""
+        steps = np.array([-1.0, -0.5, 0.0, 0.5, 1.0])
+        grid = np.stack(np.meshgrid(steps, steps), -1).reshape(-1, 2)
+        positions = positions.copy()
+        for i in range(len(positions)):
+            trial = torch.as_tensor(positions[i] + grid)
+            with torch.no_grad():
+                values = module.flux(trial, shared=shared).numpy()
+            positions[i] = positions[i] + grid[np.argmax(values)]
+        return positions
 
     def _cleaned_fluxes(self, cube, args, where, found):
         """Fluxes of companions at ``where`` free of self-subtraction.
@@ -522,76 +643,8 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
             history_a.append(found)
         return found, module, shared
 
-    def photometry(self, X, positions, angles=None, *, refine=False):
-        """Fluxes of companions at given sky positions, corrected for
-        self-subtraction.
-
-        The model-based characterisation step (the detection map's fluxes
-        are not corrected): the untrained model on the SVD atoms of ``X``,
-        whose companions at ``positions`` are taken out before the SVD, by
-        ``n_cleaning`` secant steps to the fixed point where the flux taken
-        out equals the flux found.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_frames, h * w) or (n_frames, h, w)
-        positions : array-like of shape (n_companions, 2)
-            ``(x, y)`` sky positions (pixels, derotated frame).
-        angles : array-like of shape (n_frames,), default=None
-        refine : bool, default=False
-            Also refine the positions: once the companions are taken out of
-            the atoms, each one's flux is mapped on a grid of half-pixel
-            steps within a pixel of its position and the maximum kept, then
-            its flux is measured there.
-
-        Returns
-        -------
-        flux : ndarray of shape (n_companions,)
-        positions : ndarray of shape (n_companions, 2)
-            Only with ``refine=True``: the refined positions.
-        """
-        X, shape, _, angles = self._validate(X, angles, reset=False)
-        positions = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
-        if not np.all(np.isfinite(positions)):
-            raise ValueError("positions contains NaN or infinite values.")
-        if len(positions) == 0:
-            return np.zeros(0)
-        cube = X.astype(np.float64) / self.scale_
-        args = dict(cube=cube, angles=angles, psf=self.psf_, image_shape=shape,
-                    patch_shape=self._patch_shape(shape), fwhm=self.fwhm,
-                    n_components=min(self.n_components, X.shape[0]),
-                    n_layers=self.n_layers, static_speckles=self.static_speckles)
-        module = LocalADISeparator(**args).double()
-        with torch.no_grad():
-            found = module.flux(torch.as_tensor(positions)).numpy()
-        if self.n_cleaning:
-            found, module, shared = self._cleaned_fluxes(cube, args, positions, found)
-            if refine:
-                steps = np.array([-1.0, -0.5, 0.0, 0.5, 1.0])
-                grid = np.stack(np.meshgrid(steps, steps), -1).reshape(-1, 2)
-                for i in range(len(positions)):
-                    trial = torch.as_tensor(positions[i] + grid)
-                    with torch.no_grad():
-                        values = module.flux(trial, shared=shared).numpy()
-                    positions[i] = positions[i] + grid[np.argmax(values)]
-                # the start of the second cleaning: the flux in the science
-                # cube under the cleaned model (the module's own cube is
-                # the cleaned one, which holds no companion)
-                with torch.no_grad():
-                    found = module.flux(torch.as_tensor(positions), shared=shared).numpy()
-                found, _, _ = self._cleaned_fluxes(cube, args, positions, found)
-        if refine:
-            return found * self.scale_, positions
-        return found * self.scale_
-
-    def _error(self, X, y):
-        with torch.no_grad():
-            pred = self.net_.module_(X).cpu().numpy()
-        error = float(np.mean((pred - y) ** 2))
-        return error if np.isfinite(error) else np.inf
-
     def _field(self, shape):
-        return search_field(shape, self.fwhm, self._patch_shape(shape))
+        return search_field(shape, self.fwhm_, self.patch_shape_)
 
     def _positions(self, shape, field=None):
         """Candidate sky positions ``(x, y)``: the pixel centres of the field
@@ -603,25 +656,22 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
         return np.stack([xx.ravel(), yy.ravel()], 1)[keep].astype(np.float64)
 
     # ----- inference ----------------------------------------------------------
-    def _modules(self, X, angles):
-        """Every quadrant's network, in the dtype of ``X``, and the cube."""
-        dtype = torch.float64 if X.dtype == np.float64 else torch.float32
-        device = self._inference_device()
-        modules = []
-        for net in self.nets_:
-            module = copy.deepcopy(net.module_).to(dtype=dtype)
-            module.angles = to_tensor(angles, device, dtype)
-            modules.append(module)
-        cube = _pad(to_tensor(X / self.scale_, device, dtype))
-        return modules, cube, dtype
+    @staticmethod
+    def _inference_module(module, dtype, angles):
+        """A copy of a fitted module in the float ``dtype`` of the input
+        (numpy's) that follows the field rotation of ``angles``."""
+        dtype = torch_dtype(np.empty(0, dtype))
+        module = copy.deepcopy(module).to(dtype=dtype)
+        module.angles = to_tensor(angles, module.centres.device, dtype)
+        return module
 
     def transform(self, X, angles=None):
         """The frames with the speckle background removed.
 
         The background of each frame is its fit by the unrolled model (the
-        first quadrant's network) with no companion (``alpha = 0``); the speckles are fixed in the frame, so
-        ``angles`` (validated) do not change it, and each frame is processed
-        on its own.
+        first quadrant's network) with no companion (``alpha = 0``); the
+        speckles are fixed in the frame, so ``angles`` (validated) do not
+        change it, and each frame is processed on its own.
 
         Parameters
         ----------
@@ -632,36 +682,50 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
         -------
         residuals : ndarray of the layout and dtype of ``X``
         """
-        X, shape, cube_layout, angles = self._validate(X, angles, reset=False)
-        modules, cube, _ = self._modules(X, angles)
-        with torch.no_grad():
-            background = modules[0].background(cube)
-        out = X - to_numpy(background, X.dtype) * self.scale_
-        return out.reshape(-1, *shape) if cube_layout else out
+        X, shape, stacked, angles = self._validate(X, angles, reset=False)
+        module = self._inference_module(self.net_.module_, X.dtype, angles)
+        background = self._run_network(
+            X / X.dtype.type(self.scale_),
+            lambda module, state, frames: module.background(_pad(frames)),
+            module=module)
+        out = X - background * X.dtype.type(self.scale_)
+        return out.reshape(-1, *shape) if stacked else out
 
-    def _map(self, modules, cube, dtype, chunk=256, return_sigma=False):
-        """Flux estimate (and its standard deviation) at every pixel, in the
-        modules' units: a position in quadrant ``q`` is mapped by network
-        ``(q + 2) % 4`` (one module: by it everywhere)."""
-        shape = modules[0].image_shape
+    def _map(self, modules, frames, angles, chunk=256):
+        """Flux estimate and its standard deviation at every pixel, in the
+        modules' units (``frames`` are scaled by ``scale_``): a position in
+        quadrant ``q`` is mapped by network ``(q + 2) % 4`` (one module: by
+        it everywhere)."""
+        shape = self.image_shape_
         positions = self._positions(shape, field=False)
-        owner = (self._sector(positions, shape) + 2) % 4 if len(modules) == 4 \
+        owner = (_sector(positions, shape) + 2) % N_FOLDS if len(modules) == N_FOLDS \
             else np.zeros(len(positions), int)
         flux = np.empty(len(positions))
         sigma = np.empty(len(positions))
+        for index, fitted in enumerate(modules):
+            rows = np.flatnonzero(owner == index)
+            if rows.size:
+                flux[rows], sigma[rows] = self._flux_at(
+                    fitted, frames, angles, positions[rows].astype(frames.dtype), chunk)
+        return flux.reshape(shape), sigma.reshape(shape)
+
+    def _flux_at(self, fitted, frames, angles, positions, chunk):
+        """One module's flux estimates and standard deviations at
+        ``positions``, in the dtype of ``frames``; the noise model is
+        estimated on ``frames`` once, and the positions run by chunks."""
+        module = self._inference_module(fitted, frames.dtype, angles)
         with torch.no_grad():
-            for index, module in enumerate(modules):
-                rows = np.flatnonzero(owner == index)
-                where = to_tensor(positions[rows], module.cube.device, dtype)
-                shared = module.projections(cube)
-                for start in range(0, len(rows), chunk):
-                    alpha, std = module.flux(where[start:start + chunk], shared=shared,
-                                             return_sigma=True)
-                    flux[rows[start:start + chunk]] = to_numpy(alpha, np.float64)
-                    sigma[rows[start:start + chunk]] = to_numpy(std, np.float64)
-        if return_sigma:
-            return flux.reshape(shape), sigma.reshape(shape)
-        return flux.reshape(shape)
+            shared = module.projections(_pad(to_tensor(
+                frames, module.centres.device, module.centres.dtype)))
+        return self._run_network(
+            positions,
+            lambda module, state, x: module.flux(x, shared=shared, return_sigma=True),
+            module=module, cpu_size=chunk)
+
+    def _flux_sigma(self, X, angles, chunk=256):
+        X, _, _, angles = self._validate(X, angles, reset=False)
+        modules = [net.module_ for net in self.nets_]
+        return self._map(modules, X / X.dtype.type(self.scale_), angles, chunk)
 
     def flux_map(self, X, angles=None, *, chunk=256):
         """Flux estimate of a companion at every sky pixel (PSF units).
@@ -677,9 +741,8 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
         -------
         flux : ndarray of shape (h, w)
         """
-        X, shape, _, angles = self._validate(X, angles, reset=False)
-        modules, cube, dtype = self._modules(X, angles)
-        return self._map(modules, cube, dtype, chunk) * self.scale_
+        check_number(chunk, "chunk", min_val=1, integer=True)
+        return self._flux_sigma(X, angles, chunk)[0] * self.scale_
 
     def detection_map(self, X, angles=None):
         """S/N map: the flux map over its standard deviation.
@@ -701,11 +764,6 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
         snr : ndarray of shape (h, w)
         """
         return self._snr(*self._flux_sigma(X, angles))
-
-    def _flux_sigma(self, X, angles):
-        X, shape, _, angles = self._validate(X, angles, reset=False)
-        modules, cube, dtype = self._modules(X, angles)
-        return self._map(modules, cube, dtype, return_sigma=True)
 
     def _snr(self, flux, sigma):
         return np.where(self._field(flux.shape), flux / sigma, 0.0)
@@ -730,7 +788,7 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
         check_number(threshold, "threshold")
         snr = self._snr(*self._flux_sigma(X, angles))
         h, w = snr.shape
-        peaks = find_peaks(snr, threshold, min_distance=max(int(self.fwhm // 2), 1))
+        peaks = find_peaks(snr, threshold, min_distance=max(int(self.fwhm_ // 2), 1))
         out = np.zeros(len(peaks), dtype=[("x", float), ("y", float),
                                           ("separation", float), ("flux", float),
                                           ("snr", float)])

@@ -1,4 +1,4 @@
-"""The local ADI model unrolled into a network (the seed's separator).
+"""The local ADI model unrolled into a network.
 
 For a companion hypothesis at sky position ``p`` the frames are modelled as::
 
@@ -22,12 +22,11 @@ aberrations behind an ideal coronagraph give point-symmetric speckles (the
 intensity is ``|FT(P phi)|^2`` with a real phase ``phi``) and a companion
 at a pixel is not in its mirror's mean, so ``m`` does not absorb it; but
 amplitude aberrations, spiders and real coronagraphs break the symmetry
-(on :func:`~sklearn_mbdl.datasets.make_physical_adi_cube` the mirror prior
-scores 0.73x PCA-ADI, the own mean 0.97x, development cubes).
+(as on :func:`~sklearn_mbdl.datasets.make_physical_adi_cube`).
 ``static_speckles="auto"`` (the estimator's default) decides annulus by
 annulus from the data (``symmetric_annuli``).
 
-The solver alternates the two steps of the seed's slides::
+The solver alternates two steps::
 
     b      = y - m - alpha h                         # remove the companion
     beta  <- S_lambda[beta + s C_D^T (b - beta D)]   # ISTA step on the speckles
@@ -40,10 +39,9 @@ initialisation ``D`` and its analysis map are the leading principal
 components of the annulus, the thresholds are 0 and the steps 1: the
 untrained network is block coordinate descent on the joint (weighted)
 least-squares fit of speckles and companion. With no atoms
-(``n_components=0``, the estimator's default: on our test cubes every atom
-lowered the detection S/N) it is the weighted least-squares flux of PACO
-around the static speckles, and ``(h^T W h)^-1/2`` is its standard
-deviation.
+(``n_components=0``, the estimator's default) it is the weighted
+least-squares flux of PACO around the static speckles, and
+``(h^T W h)^-1/2`` is its standard deviation.
 
 Everything a hypothesis needs is local: the patches it crosses, their
 inverse covariances, and the projections of those patches on the atoms;
@@ -55,6 +53,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._base import check_options
 from ..prox import soft_threshold
 from ._adi import local_inverse_covariance, trajectory_patches
 
@@ -136,9 +135,6 @@ class LocalADISeparator(nn.Module):
         self.n_layers = n_layers
         self.step = step
         n_rings = len(centres)
-        if static_speckles not in ("auto", "mirror", "mean"):
-            raise ValueError("static_speckles must be 'auto', 'mirror' or 'mean', got "
-                             f"{static_speckles!r}.")
         self.image_shape = tuple(image_shape)
         self.static_speckles = static_speckles
         # where the static speckles come from the mirror pixel (per annulus)
@@ -191,6 +187,20 @@ class LocalADISeparator(nn.Module):
         """ISTA and flux step sizes, kept in the stable range (0, 1.9]."""
         return (torch.clamp(self.step_size, 0.0, 1.9),
                 torch.clamp(self.flux_step, 0.0, 1.9))
+
+    def drop_frames(self):
+        """Forget the fitted frames and their noise covariances, which only
+        training reads (it injects companions into those frames).
+
+        What inference needs stays: the fitted cube's static speckles
+        (:meth:`background`), the learned parameters and the geometry;
+        :meth:`projections` then needs the frames to map, from which it
+        estimates their noise model. A fitted estimator keeps no copy of
+        its training cube.
+        """
+        self.cube = None
+        self.inverse = None
+        return self
 
     def noise_model(self, cube):
         """The static speckles and the noise's inverse patch covariances
@@ -252,6 +262,9 @@ class LocalADISeparator(nn.Module):
         """
         if weight_cube is None and cube is not None:
             weight_cube = cube
+        if weight_cube is None and self.cube is None:
+            raise ValueError("the model's frames were dropped after fitting: "
+                             "pass the frames to map.")
         mean, inverse = (self.mean, self.inverse) if weight_cube is None \
             else self.noise_model(weight_cube)
         cube = (self.cube if cube is None else cube) - mean
@@ -376,8 +389,9 @@ class LocalADISeparator(nn.Module):
 
 #: Largest point-asymmetry of the temporal mean in an annulus, in units of
 #: the variance of that mean, for which ``static_speckles="auto"`` takes the
-#: static speckles from the mirror pixel (chosen on development cubes: 4-28
-#: on make_adi_cube, 36-132 on make_physical_adi_cube).
+#: static speckles from the mirror pixel (between the values measured on
+#: point-symmetric and on asymmetric speckles: see
+#: ``benchmarks/results/exoplanet_notes.md``).
 SYMMETRY_THRESHOLD = 30.0
 
 
@@ -402,6 +416,7 @@ def symmetric_annuli(cube, nearest, static_speckles):
     -------
     ndarray of bool of shape (n_rings,)
     """
+    check_options(static_speckles, "static_speckles", ("auto", "mirror", "mean"))
     n_rings = int(nearest.max()) + 1
     if static_speckles != "auto":
         return np.full(n_rings, static_speckles == "mirror")
