@@ -75,6 +75,9 @@ class TrainingProblem:
         What the start is, for the warning ("ISTA", "the shipped prior").
     keep_better : bool
         Keep the start when training ends worse on the keep-better data.
+    warn : bool
+        Warn when the start is kept (an estimator that trains several
+        networks may summarise them in one warning instead).
     exact : float
         A start error at or below this is exact: nothing to learn, no warning.
     criterion : type
@@ -98,6 +101,7 @@ class TrainingProblem:
     start: Optional[dict] = None
     start_name: str = "the untrained network"
     keep_better: bool = True
+    warn: bool = True
     exact: float = 0.0
     criterion: Any = torch.nn.MSELoss
     net_kwargs: dict = dataclasses.field(default_factory=dict)
@@ -338,7 +342,7 @@ class TorchEstimator(BaseEstimator):
         error = problem.error or functools.partial(_loss_of, net)
         kept, trained_error, start_error = self._keep_better_of(
             start, lambda: error(*data), module=net.module_)
-        if not kept and start_error > problem.exact:
+        if not kept and problem.warn and start_error > problem.exact:
             where = "held-out" if held_out else "training"
             warnings.warn(
                 f"{type(self).__name__}: training did not improve on "

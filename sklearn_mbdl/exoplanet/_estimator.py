@@ -1,6 +1,5 @@
 """ExoplanetSeparator: the estimator around the unrolled local ADI model."""
 
-import contextlib
 import copy
 import functools
 import math
@@ -79,16 +78,6 @@ def _drop_frames(net):
     net.module_.drop_frames()
     net.module__cube = None
     return net
-
-
-@contextlib.contextmanager
-def _template_warning_silenced():
-    """Silence the template's keep-better warning, given once per network:
-    ``fit`` gives one warning for its four networks."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="ExoplanetSeparator: training did "
-                                "not improve", category=UserWarning)
-        yield
 
 
 class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator):
@@ -358,8 +347,6 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
         """
         if not reset:
             self._check_params()
-        if not hasattr(X, "ndim") and hasattr(X, "__array__"):
-            X = np.asarray(X)    # (array-likes that refuse np.ndim)
         X, shape, stacked = check_images(self, X, reset=reset, images_only=True)
         if reset and X.shape[0] < 4:
             raise ValueError(
@@ -408,9 +395,7 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
         self.noise_scale_ = self._target_unit(start, flux, positions)
         args.update(dictionary=start.dictionary.detach()[..., :-1].numpy(),
                     noise_scale=self.noise_scale_)
-        with _template_warning_silenced():
-            results = [self._fit_fold(fold, args, positions)
-                       for fold in range(N_FOLDS)]
+        results = [self._fit_fold(fold, args, positions) for fold in range(N_FOLDS)]
         self.nets_ = [_drop_frames(result.net) for result in results]
         self.net_ = self.nets_[0]
         self._summarise_folds(results)
@@ -493,6 +478,7 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
             simulate=functools.partial(_training_rows, positions=own,
                                        max_snr=self.max_snr),
             n_simulated=n_injections, valid=valid, start_name="the untrained model",
+            warn=False,  # (one warning for the four networks: _summarise_folds)
             net_kwargs=dict(
                 optimizer__param_groups=[("dictionary", {"lr": atom_lr}),
                                          ("adjoint", {"lr": atom_lr})],
