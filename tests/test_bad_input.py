@@ -750,6 +750,29 @@ def test_parameter_set_after_fit(name, param, value):
     _assert_same(np.asarray(after), np.asarray(before))
 
 
+EXOPLANET_AFTER_FIT = [(param, value, method)
+                       for param, value in SPECS["ExoplanetSeparator"].bad_after_fit
+                       for method in ("detection_map", "photometry")]
+
+
+@pytest.mark.parametrize("param, value, method", EXOPLANET_AFTER_FIT)
+def test_exoplanet_parameter_set_after_fit(param, value, method):
+    """The same for the separator's other methods, which read ``fwhm``,
+    ``patch_size`` and ``static_speckles`` again."""
+    est = copy.deepcopy(_fitted("ExoplanetSeparator"))
+    args = SPECS["ExoplanetSeparator"].fitted_methods[method]()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        before = getattr(est, method)(*args)
+        est.set_params(**{param: value})
+        try:
+            after = getattr(est, method)(*args)
+        except ValueError as exc:
+            assert re.search(rf"\b{param}\b", str(exc)), str(exc)
+            return
+    _assert_same(np.asarray(after), np.asarray(before))
+
+
 NOT_FITTED = [(name, method) for name, spec in SPECS.items()
               for method in spec.fitted_methods]
 
@@ -801,7 +824,7 @@ def test_pickle_size_does_not_grow_with_training_set(name):
     aside, hence the tolerance). LISTA gets enough rows for its held-out
     split (at least 20 rows)."""
     spec = SPECS[name]
-    n = 2 * N_FIT if spec.image else 60
+    n = N_FIT if spec.image else 60
     pickled, stored = [], []
     for n_samples in (n, 4 * n):
         X, y, kw = spec.fit_data(n_samples, 0)
