@@ -37,8 +37,6 @@ from sklearn_mbdl import (
     SparseCoder,
 )
 
-pd = pytest.importorskip("pandas")
-
 H, W = 8, 8              # image size of the image estimators
 N_FEATURES, N_ATOMS = 4, 6
 N_RX, N_TX = 4, 2
@@ -469,6 +467,7 @@ def test_dataframe_works_without_warning(name):
     with warnings.catch_warnings(record=True) as with_array:
         warnings.simplefilter("always")
         ref = _fit_predict(spec, X_rows, y, kw, Xp_rows, kwp, est=clone(est))
+    pd = pytest.importorskip("pandas")
     with warnings.catch_warnings(record=True) as with_frame:
         warnings.simplefilter("always")
         out = _fit_predict(spec, pd.DataFrame(X_rows), y, kw, pd.DataFrame(Xp_rows),
