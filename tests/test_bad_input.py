@@ -787,7 +787,7 @@ def test_not_fitted(name, method):
 @pytest.mark.parametrize("name", NAMES)
 def test_check_param_validation(name):
     """scikit-learn's own check of declared parameter constraints."""
-    est = type(_fitted(name))()
+    est = type(SPECS[name].make())()
     check_param_validation(name, est)
 
 
