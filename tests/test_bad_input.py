@@ -323,12 +323,12 @@ MALFORMED = {
     "nan": (_with_nan, ValueError, "NaN"),
     "inf": (_with_inf, ValueError, "infinity"),
     "zero_samples": (lambda X: np.asarray(X)[:0], ValueError,
-                     _names_any(r"0 sample", "image_shape")),
+                     _names_any(r"0 sample", r"0 burst", "image_shape")),
     "complex": (lambda X: np.asarray(X) + 1j, ValueError, "[Cc]omplex"),
     "ndim_1": (lambda X: np.asarray(X).ravel(), ValueError,
                _names_any("1D", "2D", "dimension", "image_shape")),
     "ndim_plus_1": (lambda X: np.asarray(X)[..., None], ValueError,
-                    _names_any(r"dim \d", "dimension", "image_shape", "ndim")),
+                    _names_any(r"dim \d", "dimension", "image_shape", "ndim", r"\d-D")),
     "strings": (lambda X: np.full(np.shape(X), "abc"), ValueError,
                 _names_any("string", "float", "dtype")),
 }
@@ -393,12 +393,13 @@ def test_zero_images(name):
     X, y, kw = spec.fit_data(N_FIT, 0)
     empty = np.zeros((0, *np.shape(X)[1:]))
     kw0 = {k: v[:0] for k, v in kw.items()}
-    with pytest.raises(ValueError, match=_names_any(r"0 sample", "image_shape")):
+    zero = _names_any(r"0 sample", r"0 burst", "image_shape")
+    with pytest.raises(ValueError, match=zero):
         _fit(spec, empty, None, kw0)
     Xp, kwp = spec.predict_data(N_PREDICT, 0)
     empty = np.zeros((0, *np.shape(Xp)[1:]))
     kwp0 = {k: v[:0] for k, v in kwp.items()}
-    with pytest.raises(ValueError, match=_names_any(r"0 sample", "image_shape")):
+    with pytest.raises(ValueError, match=zero):
         _predict(spec, _fitted(name), empty, kwp0)
 
 
