@@ -18,7 +18,6 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_array, check_random_state, check_scalar
 from sklearn.utils._param_validation import (  # noqa: F401 (re-exported)
     HasMethods,
@@ -29,7 +28,6 @@ from sklearn.utils._param_validation import (  # noqa: F401 (re-exported)
     RealNotInt,
     StrOptions,
 )
-from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch.callbacks import Callback
 
 

@@ -10,7 +10,6 @@ in both, and tie them loosely: ``log(read) = 2.18 log(shot) + 1.2 + N(0,
 """
 
 import numpy as np
-import torch
 
 __all__ = ["camera_noise", "estimate_noise_level", "draw_noise_levels"]
 
