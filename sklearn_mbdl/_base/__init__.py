@@ -11,52 +11,9 @@
   chunked, dtype-preserving inference (``_estimator``).
 """
 
-from ._core import (
-    FLOAT_DTYPES,
-    ROUTING_HINT,
-    TRAINING_CONSTRAINTS,
-    Announce,
-    DEVICE_CONSTRAINT,
-    HasMethods,
-    Hidden,
-    Interval,
-    InvalidParameterError,
-    Options,
-    RealNotInt,
-    SimulatedRows,
-    StrOptions,
-    check_bool,
-    check_matrix,
-    check_number,
-    check_number_or_range,
-    check_options,
-    check_routed,
-    progress,
-    resolve_device,
-    row_chunks,
-    seeded,
-    to_numpy,
-    to_tensor,
-    torch_dtype,
-    torch_seed,
-    warn_if_out_of_range,
-)
-from ._estimator import RestorerMixin, TorchEstimator, TrainingProblem, TrainingResult
-from ._images import (
-    IMAGE_SHAPE_CONSTRAINT,
-    check_images,
-    normalize_image_shape,
-    random_symmetries,
-)
+from . import _core, _estimator, _images
+from ._core import *  # noqa: F401,F403
+from ._estimator import *  # noqa: F401,F403
+from ._images import *  # noqa: F401,F403
 
-__all__ = [
-    "FLOAT_DTYPES", "ROUTING_HINT", "TRAINING_CONSTRAINTS", "Announce",
-    "DEVICE_CONSTRAINT", "HasMethods", "Hidden", "Interval", "InvalidParameterError",
-    "Options", "RealNotInt", "SimulatedRows", "StrOptions", "check_bool",
-    "check_matrix", "check_number", "check_number_or_range", "check_options",
-    "check_routed", "progress", "resolve_device", "row_chunks", "seeded",
-    "to_numpy", "to_tensor", "torch_dtype", "torch_seed", "warn_if_out_of_range",
-    "RestorerMixin", "TorchEstimator", "TrainingProblem", "TrainingResult",
-    "IMAGE_SHAPE_CONSTRAINT", "check_images", "normalize_image_shape",
-    "random_symmetries",
-]
+__all__ = _core.__all__ + _estimator.__all__ + _images.__all__

@@ -19,7 +19,7 @@ import warnings
 import numpy as np
 import torch
 from sklearn.utils import check_array, check_random_state, check_scalar
-from sklearn.utils._param_validation import (  # noqa: F401 (re-exported)
+from sklearn.utils._param_validation import (  # (re-exported: one import point)
     HasMethods,
     Hidden,
     Interval,
@@ -30,6 +30,37 @@ from sklearn.utils._param_validation import (  # noqa: F401 (re-exported)
 )
 from skorch.callbacks import Callback
 
+
+__all__ = [
+    "FLOAT_DTYPES",
+    "ROUTING_HINT",
+    "TRAINING_CONSTRAINTS",
+    "DEVICE_CONSTRAINT",
+    "HasMethods",
+    "Hidden",
+    "Interval",
+    "InvalidParameterError",
+    "Options",
+    "RealNotInt",
+    "StrOptions",
+    "Announce",
+    "SimulatedRows",
+    "check_bool",
+    "check_matrix",
+    "check_number",
+    "check_number_or_range",
+    "check_options",
+    "check_routed",
+    "progress",
+    "resolve_device",
+    "row_chunks",
+    "seeded",
+    "to_numpy",
+    "to_tensor",
+    "torch_dtype",
+    "torch_seed",
+    "warn_if_out_of_range",
+]
 
 FLOAT_DTYPES = (np.float64, np.float32)
 

@@ -38,6 +38,8 @@ from ._core import (
     torch_seed,
 )
 
+__all__ = ["TrainingProblem", "TrainingResult", "TorchEstimator", "RestorerMixin"]
+
 
 @dataclasses.dataclass
 class TrainingProblem:

@@ -17,6 +17,9 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._core import FLOAT_DTYPES
 
+__all__ = ["IMAGE_SHAPE_CONSTRAINT", "check_images", "normalize_image_shape",
+           "random_symmetries"]
+
 # flat rows of at least this many features are taken for flattened images,
 # which need image_shape: a square of side 4 or more
 _MIN_IMAGE_FEATURES = 16
