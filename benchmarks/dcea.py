@@ -238,17 +238,17 @@ def main():
             est.fit(clean)
             t_fit = time.perf_counter() - start
             assert np.allclose(est.initial_components_, init_filters)
-            # the estimator was fitted on images scaled to max 1: predict
+            # the estimator was fitted on images scaled to max 1: transform
             # returns the intensity on that scale
-            estimates = {n: est.predict(noisy[n][None])[0] for n in test}
+            estimates = {n: est.transform(noisy[n][None])[0] for n in test}
             results[name] = mean_psnr(cleans, [estimates[n] for n in test])
             figure_images[peak][name] = estimates["camera"]
             n_params = sum(p.numel() for p in est.net_.module_.parameters())
             image = noisy["camera"][:256, :256][None]
-            est.predict(image)
+            est.transform(image)
             start = time.perf_counter()
             for _ in range(3):
-                est.predict(image)
+                est.transform(image)
             t_pred = (time.perf_counter() - start) / 3
             models[name] = est
             lines.append((peak_key, name, n_params, t_fit, t_pred, est))
@@ -272,7 +272,7 @@ def main():
             if all(o is not None for o in out):
                 tile["Anscombe + BM3D + exact inverse"] = np.array(out) / peak
             for name, est in models.items():
-                tile[name] = np.concatenate([est.predict(x[None]) for x in noisy_tiles])
+                tile[name] = np.concatenate([est.transform(x[None]) for x in noisy_tiles])
             for method, estimate in tile.items():
                 tile_rows.append((peak_key, size, method,
                                   mean_psnr(clean_tiles, estimate)))
