@@ -276,6 +276,18 @@ def test_bad_input(X, params, match):
         est.fit(X)
 
 
+def test_param_validation():
+    """Every parameter is declared: scikit-learn's check passes (bad types and
+    values raise an error naming the parameter), and bool-like strings are
+    refused."""
+    from sklearn.utils.estimator_checks import check_param_validation
+
+    check_param_validation("DCEAEstimator", DCEAEstimator(n_kernels=2, n_layers=1,
+                                                          max_epochs=1))
+    with pytest.raises(ValueError, match="tied"):
+        DCEAEstimator(tied="yes", max_epochs=1).fit(np.ones((4, 8, 8)))
+
+
 def test_bad_input_after_fit(fitted):
     est = fitted[True]
     with pytest.raises(ValueError, match="negative"):

@@ -286,7 +286,7 @@ class DCEAEstimator(RestorerMixin, TorchEstimator):
             raise ValueError("X is all zeros: there is no image to scale to the peak.")
         self._setup_fit()
         self.peak_ = None if self.peak is None else float(self.peak)
-        self.intensity_scale_ = 1.0 if self.peak is None else float(X.max()) / self.peak_
+        self.intensity_scale_ = 1.0 if self.peak is None else float(X.max()) / self.peak
         self.code_shape_ = code_shape(self.image_shape_, self.kernel_size, self.stride)
         # the model-based solver the network starts as: filters cut from the
         # data, its step, and the l1 weight ("auto": from the solver itself)
