@@ -116,13 +116,16 @@ class DCEAEstimator(RestorerMixin, TorchEstimator):
         Adam learning rate (annealed to 0 by a cosine schedule).
     batch_size : int, default=64
         Mini-batch size for training.
-    validation_fraction : float, default=0.1
+    validation_fraction : float, default=0.0
         Share of the training images held out (with one seeded noise draw
-        when ``peak`` is set): the network of the epoch with the lowest
-        held-out loss is kept, and it is compared with its start there.
-        Used only when it gives at least 20 images; otherwise every image
-        trains and the comparison uses up to 128 training images with
-        fresh noise.
+        when ``peak`` is set): training stops early when their loss stops
+        improving, the network of the epoch with the lowest held-out loss
+        is kept, and it is compared with its start there. Used only when
+        it gives at least 20 images; otherwise every image trains and the
+        comparison uses up to 128 training images with fresh noise. Off by
+        default: the learning rate is annealed to 0 at ``max_epochs``, so
+        the last epochs are the best ones, and the held-out images would
+        be missing from training (see ``benchmarks/results/dcea_notes.md``).
     device : {"cpu", "cuda", "auto", "accelerate"}, default="cpu"
         ``"accelerate"`` trains through HF accelerate (data-parallel
         under ``accelerate launch``, see :ref:`scaling`).
@@ -188,7 +191,7 @@ class DCEAEstimator(RestorerMixin, TorchEstimator):
 
     def __init__(self, n_kernels=64, kernel_size=7, stride=4, n_layers=15, tied=True,
                  distribution="poisson", alpha="auto", peak=None, image_shape=None,
-                 max_epochs=20, lr=3e-3, batch_size=64, validation_fraction=0.1,
+                 max_epochs=20, lr=3e-3, batch_size=64, validation_fraction=0.0,
                  device="cpu", random_state=None, verbose=0):
         self.n_kernels = n_kernels
         self.kernel_size = kernel_size
