@@ -137,6 +137,9 @@ def main():
     parser.add_argument("--patch-size", type=int, default=32)
     parser.add_argument("--max-epochs", type=int, default=20)
     parser.add_argument("--lr", type=float, default=1e-2)
+    parser.add_argument("--validation-fraction", type=float, default=None,
+                        help="DCEAEstimator's validation_fraction (its default "
+                             "when not given)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--tile-sizes", type=int, nargs="*", default=[32, 48, 64])
     parser.add_argument("--tiles-per-image", type=int, default=4)
@@ -234,21 +237,23 @@ def main():
             est = DCEAEstimator(**params, tied=tied, alpha=alpha / 4, peak=peak,
                                 max_epochs=args.max_epochs, lr=args.lr,
                                 batch_size=32, random_state=0)
+            if args.validation_fraction is not None:
+                est.set_params(validation_fraction=args.validation_fraction)
             start = time.perf_counter()
             est.fit(clean)
             t_fit = time.perf_counter() - start
             assert np.allclose(est.initial_components_, init_filters)
-            # the estimator was fitted on images scaled to max 1: predict
+            # the estimator was fitted on images scaled to max 1: transform
             # returns the intensity on that scale
-            estimates = {n: est.predict(noisy[n][None])[0] for n in test}
+            estimates = {n: est.transform(noisy[n][None])[0] for n in test}
             results[name] = mean_psnr(cleans, [estimates[n] for n in test])
             figure_images[peak][name] = estimates["camera"]
             n_params = sum(p.numel() for p in est.net_.module_.parameters())
             image = noisy["camera"][:256, :256][None]
-            est.predict(image)
+            est.transform(image)
             start = time.perf_counter()
             for _ in range(3):
-                est.predict(image)
+                est.transform(image)
             t_pred = (time.perf_counter() - start) / 3
             models[name] = est
             lines.append((peak_key, name, n_params, t_fit, t_pred, est))
@@ -272,7 +277,8 @@ def main():
             if all(o is not None for o in out):
                 tile["Anscombe + BM3D + exact inverse"] = np.array(out) / peak
             for name, est in models.items():
-                tile[name] = np.concatenate([est.predict(x[None]) for x in noisy_tiles])
+                tile[name] = np.concatenate([est.transform(x[None])
+                                             for x in noisy_tiles])
             for method, estimate in tile.items():
                 tile_rows.append((peak_key, size, method,
                                   mean_psnr(clean_tiles, estimate)))
@@ -302,6 +308,8 @@ def write_report(args, rows, lines, figure_images, params, tuned, tile_rows=(),
     def short(m):
         return m.split(" (")[0].split(":")[0]
 
+    fraction = (DCEAEstimator().validation_fraction if args.validation_fraction is None
+                else args.validation_fraction)
     out = ["# DCEA: Poisson image denoising", "",
            f"`python benchmarks/dcea.py{' --quick' if args.quick else ''}` on "
            f"{platform.processor() or platform.machine()}, torch "
@@ -309,7 +317,8 @@ def write_report(args, rows, lines, figure_images, params, tuned, tile_rows=(),
            f"Training: {args.n_patches} clean patches of {args.patch_size}x"
            f"{args.patch_size} from TRAIN_IMAGES per peak (Poisson noise drawn "
            f"afresh each epoch, random flips), {args.max_epochs} epochs, lr "
-           f"{args.lr}, {params}. Test: the {len(TEST_IMAGES)} "
+           f"{args.lr}, {params}, validation_fraction {fraction}. Test: the "
+           f"{len(TEST_IMAGES)} "
            "whole TEST_IMAGES pictures, each scaled to max 1, one noise draw; "
            "PSNR (dB) with peak signal 1, averaged over the pictures.", "",
            "| method | " + " | ".join(f"peak {p}" for p in peaks) + " |",

@@ -67,7 +67,7 @@ def anscombe_tv(counts, weight=2.0):
 # DCEA-C and DCEA-UC
 # ------------------
 # The network is convolutional: trained on 24x24 patches, it denoises the
-# whole 128x128 picture. ``predict`` returns the intensity in the units of
+# whole 128x128 picture. ``transform`` restores: it returns the intensity in the units of
 # the training images (here [0, 1]).
 
 results = {"noisy / peak (ML)": noisy / peak,
@@ -76,7 +76,7 @@ models = {}
 for name, tied in (("DCEA-C", True), ("DCEA-UC", False)):
     models[name] = DCEAEstimator(n_kernels=32, alpha=2.0, peak=peak, tied=tied,
                                  max_epochs=8, lr=1e-2, random_state=0).fit(train)
-    results[name] = models[name].predict(noisy[None])[0]
+    results[name] = models[name].transform(noisy[None])[0]
 
 fig, axes = plt.subplots(1, 5, figsize=(15, 3.8))
 axes[0].imshow(camera, cmap="gray", vmin=0, vmax=1)

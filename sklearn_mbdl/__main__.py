@@ -123,7 +123,7 @@ def _tour_dcea():
                                          offset=offset, tol=0.0)
     twin = inverse_link(H(codes) + offset).numpy()[:, 0] * dcea.intensity_scale_
     base = psnr(truth, twin, data_range=1)
-    ours = psnr(truth, dcea.predict(noisy), data_range=1)
+    ours = psnr(truth, dcea.transform(noisy), data_range=1)
     verdict = _db_verdict(ours - base, "the learned model", "its model-based twin")
     if ours < base:
         verdict += (" DCEA's targets are not met on these pictures (see "

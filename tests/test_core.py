@@ -138,7 +138,7 @@ def _accelerate_cases():
          lambda est: est.predict_soft(Xm, channels=Hm)),
         (lambda **kw: DCEAEstimator(n_kernels=4, kernel_size=3, stride=2, n_layers=3,
                                     peak=4, max_epochs=2, **kw),
-         (images,), {}, lambda est: est.predict(images * 4)),
+         (images,), {}, lambda est: est.transform(images * 4)),
         (lambda **kw: PnPRestorer(max_epochs=2, batch_size=4, **kw),  # net_class
          (images,), {}, lambda est: est.transform(images)),
         (lambda **kw: BurstSuperResolver(2, 3, n_iter=1, max_epochs=1, **kw),

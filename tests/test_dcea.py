@@ -1,9 +1,16 @@
 """DCEA: the convolution operator, the exponential-family solver and the
 DCEAEstimator (DCEA-C / DCEA-UC)."""
 
+import copy
+import pickle
+import warnings
+
 import numpy as np
 import pytest
+import scipy.sparse
 import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 
 from sklearn_mbdl import DCEAEstimator
 from sklearn_mbdl.datasets import make_poisson_images
@@ -160,8 +167,8 @@ def test_dcea_beats_its_twin_and_the_ml_baseline(patches, fitted):
         # the untrained network (a learning rate of ~0) is the twin
         twin = _small(tied=tied, max_epochs=1, lr=1e-12).fit(patches[0])
         np.testing.assert_allclose(twin.initial_components_, est.initial_components_)
-        learned[tied] = psnr(clean, est.predict(noisy), data_range=1)
-        model_based = psnr(clean, twin.predict(noisy), data_range=1)
+        learned[tied] = psnr(clean, est.transform(noisy), data_range=1)
+        model_based = psnr(clean, twin.transform(noisy), data_range=1)
         assert model_based > ml + 5
         assert learned[tied] > model_based + 1.0, (tied, learned, model_based)
     # DCEA-UC (untied, more parameters) beats DCEA-C here (by 2.6 dB when
@@ -186,22 +193,25 @@ def test_tied_and_untied(fitted):
 def test_layouts_codes_dtype_and_score(patches, fitted):
     _, noisy, clean = patches
     est = fitted[True]
-    out = est.predict(noisy)
+    out = est.transform(noisy)
     assert out.shape == noisy.shape and out.dtype == np.float64
     assert (out >= 0).all()
     # rows flattened at the training size, or whole images of another size
-    flat = est.predict(noisy[:3, :20, :20].reshape(3, -1))
-    np.testing.assert_allclose(flat, est.predict(noisy[:3, :20, :20]).reshape(3, -1))
-    # codes -> intensity is predict; the first 400 columns are the offset
-    codes = est.transform(noisy[:3, :20, :20].reshape(3, -1))
+    flat = est.transform(noisy[:3, :20, :20].reshape(3, -1))
+    assert flat.shape == (3, 400)
+    np.testing.assert_allclose(flat, est.transform(noisy[:3, :20, :20]).reshape(3, -1))
+    # codes -> intensity is transform; the first 400 columns are the offset
+    codes = est.encode(noisy[:3, :20, :20].reshape(3, -1))
     assert codes.shape == (3, 400 + 16 * int(np.prod(est.code_shape_)))
     assert (codes[:, 400:] == 0).mean() > 0.2  # sparse
-    np.testing.assert_allclose(est.inverse_transform(codes), flat, rtol=1e-10)
+    np.testing.assert_allclose(est.decode(codes), flat, rtol=1e-10)
+    # codes of images of another size
+    assert est.encode(noisy[:2]).shape[1] > codes.shape[1]
     # float32 in, float32 out, close to float64; batch-independent
-    out32 = est.predict(noisy.astype(np.float32))
+    out32 = est.transform(noisy.astype(np.float32))
     assert out32.dtype == np.float32
     np.testing.assert_allclose(out32, out, rtol=1e-3, atol=1e-3)
-    one_by_one = np.concatenate([est.predict(noisy[i:i + 1]) for i in range(5)])
+    one_by_one = np.concatenate([est.transform(noisy[i:i + 1]) for i in range(5)])
     np.testing.assert_allclose(one_by_one, out[:5], rtol=1e-7, atol=1e-9)
     # score simulates the noise at the peak and returns the PSNR: above ML
     assert est.score(clean) > psnr(clean, noisy / PEAK, data_range=1) + 5
@@ -209,15 +219,16 @@ def test_layouts_codes_dtype_and_score(patches, fitted):
 
 
 def test_one_dimensional_rows_are_denoised():
-    """With image_shape=None rows are 1-D signals and 1-D filters denoise them."""
+    """With image_shape=(n_features,) rows are 1-D signals and 1-D filters
+    denoise them."""
     rng = np.random.RandomState(0)
     t = np.linspace(0, 1, 48)
     clean = np.array([1 + np.sin(2 * np.pi * (f * t + p)) for f, p in
                       zip(rng.uniform(1, 3, 200), rng.uniform(0, 1, 200))])
-    est = _small(peak=PEAK, max_epochs=10).fit(clean[:150])
+    est = _small(peak=PEAK, max_epochs=10, image_shape=(48,)).fit(clean[:150])
     assert est.components_.shape == (16, 5)
     noisy = rng.poisson(clean[150:] / est.intensity_scale_).astype(float)
-    denoised = est.predict(noisy)
+    denoised = est.transform(noisy)
     assert denoised.shape == noisy.shape
     ml = psnr(clean[150:], noisy * est.intensity_scale_, data_range=2)
     assert psnr(clean[150:], denoised, data_range=2) > ml + 5
@@ -238,7 +249,7 @@ def test_unsupervised_fit_learns_the_likelihood():
 
 
 @pytest.mark.parametrize("X,params,match", [
-    (-np.ones((4, 64)), {}, "negative"),
+    (-np.ones((4, 64)), {"image_shape": (8, 8)}, "negative"),
     (np.full((4, 64), np.nan), {}, "NaN"),
     (np.ones((4, 64)), {"peak": 0}, "peak"),
     (np.ones((4, 64)), {"peak": -1.0}, "peak"),
@@ -247,10 +258,17 @@ def test_unsupervised_fit_learns_the_likelihood():
     (np.ones((4, 4, 4)), {}, "kernel_size"),
     (np.ones((4, 64)), {"image_shape": (8, 8), "kernel_size": 9}, "kernel_size"),
     (np.ones((4, 64)), {"distribution": "gaussian", "peak": 2}, "peak"),
-    (2 * np.ones((4, 64)), {"distribution": "binomial"}, "binomial"),
+    (2 * np.ones((4, 64)), {"distribution": "binomial", "image_shape": (8, 8)},
+     "binomial"),
     (np.ones((4, 64)), {"distribution": "gamma"}, "distribution"),
     (np.ones((4, 64)), {"tied": "no"}, "tied"),
-    (np.zeros((4, 64)), {"peak": 2}, "all zeros"),
+    (np.zeros((4, 64)), {"peak": 2, "image_shape": (8, 8)}, "all zeros"),
+    # flattened images without image_shape are not taken for 1-D signals
+    (np.ones((4, 64)), {}, r"image_shape=\(8, 8\)"),
+    (np.ones((0, 8, 8)), {}, "0 sample"),
+    (np.ones((4, 8, 8)), {"alpha": "big"}, "alpha"),
+    (np.ones((4, 8, 8)), {"validation_fraction": 0.9}, "validation_fraction"),
+    (np.ones((4, 8, 8)), {"image_shape": (8, 8, 1)}, "image_shape"),
 ])
 def test_bad_input(X, params, match):
     est = DCEAEstimator(max_epochs=1, **params)
@@ -258,20 +276,80 @@ def test_bad_input(X, params, match):
         est.fit(X)
 
 
+def test_param_validation():
+    """Every parameter is declared: scikit-learn's check passes (bad types and
+    values raise an error naming the parameter), and bool-like strings are
+    refused."""
+    from sklearn.utils.estimator_checks import check_param_validation
+
+    check_param_validation("DCEAEstimator", DCEAEstimator(n_kernels=2, n_layers=1,
+                                                          max_epochs=1))
+    with pytest.raises(ValueError, match="tied"):
+        DCEAEstimator(tied="yes", max_epochs=1).fit(np.ones((4, 8, 8)))
+
+
 def test_bad_input_after_fit(fitted):
     est = fitted[True]
     with pytest.raises(ValueError, match="negative"):
-        est.predict(-np.ones((2, 20, 20)))
+        est.transform(-np.ones((2, 20, 20)))
     with pytest.raises(ValueError, match="kernel_size"):
-        est.predict(np.ones((2, 3, 3)))
+        est.transform(np.ones((2, 3, 3)))
     with pytest.raises(ValueError, match="columns"):
-        est.inverse_transform(np.ones((2, 5)))
+        est.decode(np.ones((2, 5)))
+    with pytest.raises(ValueError, match="features"):
+        est.transform(np.ones((2, 30)))
+    with pytest.raises(ValueError, match="0 sample"):
+        est.transform(np.ones((0, 20, 20)))
+    with pytest.raises(ValueError, match="infinity"):
+        est.transform(np.full((2, 20, 20), np.inf))
+    with pytest.raises(ValueError, match="Complex"):
+        est.transform(np.ones((2, 400), dtype=complex))
+    with pytest.raises(TypeError, match="(?i)sparse"):
+        est.transform(scipy.sparse.csr_matrix(np.ones((2, 400))))
+    # a bad value set after fit raises, naming it
+    bad = copy.deepcopy(est).set_params(distribution="bogus")
+    with pytest.raises(ValueError, match="distribution"):
+        bad.transform(np.ones((2, 20, 20)))
+    with pytest.raises(NotFittedError):
+        clone(est).transform(np.ones((2, 20, 20)))
+
+
+def test_inputs_that_work(fitted):
+    """Lists, ints, float16 and DataFrames (no warning) restore as float64
+    arrays; predict and inverse_transform are deprecated aliases."""
+    pd = pytest.importorskip("pandas")
+    est = fitted[True]
+    counts = np.random.RandomState(0).poisson(2.0, size=(3, 400))
+    expected = est.transform(counts.astype(float))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for X in (counts, counts.tolist(), counts.astype(np.float16),
+                  pd.DataFrame(counts)):
+            np.testing.assert_allclose(est.transform(X), expected, rtol=1e-6)
+    with pytest.warns(FutureWarning, match="transform"):
+        np.testing.assert_array_equal(est.predict(counts), expected)
+    with pytest.warns(FutureWarning, match="decode"):
+        np.testing.assert_array_equal(est.inverse_transform(est.encode(counts)),
+                                      est.decode(est.encode(counts)))
+    assert list(est.get_feature_names_out()[:2]) == ["dceaestimator0", "dceaestimator1"]
+    assert len(est.get_feature_names_out()) == 400
+
+
+def test_held_out_split_and_pickle_size(patches):
+    """With enough images, a share is held out: the epoch table has its loss
+    and the best epoch is kept. A fitted estimator holds no training data:
+    its pickle does not grow with the training set."""
+    train = patches[0]
+    sizes = {}
+    for n in (40, 160):
+        est = _small(max_epochs=2, validation_fraction=0.25).fit(train[:n])
+        sizes[n] = len(pickle.dumps(est))
+    assert "valid_loss" in est.net_.history[-1]
+    assert "early_stopping" in dict(est.net_.callbacks_)
+    assert sizes[160] < 1.2 * sizes[40], sizes
 
 
 def test_grid_search_clone_and_pickle(patches):
-    import pickle
-
-    from sklearn.base import clone
     from sklearn.model_selection import GridSearchCV
 
     train = patches[0][:40]
@@ -281,9 +359,9 @@ def test_grid_search_clone_and_pickle(patches):
     assert np.isfinite(search.best_score_)
     fitted = search.best_estimator_
     restored = pickle.loads(pickle.dumps(fitted))
-    np.testing.assert_array_equal(restored.predict(train), fitted.predict(train))
-    np.testing.assert_allclose(clone(est).fit(train).predict(train),
-                               est.fit(train).predict(train))
+    np.testing.assert_array_equal(restored.transform(train), fitted.transform(train))
+    np.testing.assert_allclose(clone(est).fit(train).transform(train),
+                               est.fit(train).transform(train))
 
 
 def test_level_is_a_local_mean_independent_of_the_stride():
@@ -295,7 +373,7 @@ def test_level_is_a_local_mean_independent_of_the_stride():
     for stride in (2, 4):
         est = DCEAEstimator(n_kernels=4, stride=stride, n_layers=2, alpha=1e6,
                             max_epochs=1, random_state=0).fit(noisy)
-        preds[stride] = est.predict(noisy)
+        preds[stride] = est.transform(noisy)
     np.testing.assert_allclose(preds[2], preds[4], rtol=1e-5)
     # measured: ML 7.8 dB, the level 28.0 dB (a 1-pixel window: 18.3 dB)
     assert psnr(clean, preds[4] / 2, data_range=1.0) > psnr(clean, noisy / 2,
@@ -316,7 +394,7 @@ def test_dcea_c_on_small_tiles_does_not_collapse():
     level = torch.exp(natural_offset(torch.as_tensor(noisy)[:, None],
                                      window=4.0))[:, 0].numpy()
     level_psnr = psnr(clean, level * est.intensity_scale_, data_range=1)
-    learned = psnr(clean, est.predict(noisy), data_range=1)
+    learned = psnr(clean, est.transform(noisy), data_range=1)
     assert learned > level_psnr - 1.0, (learned, level_psnr)
 
 
@@ -329,4 +407,4 @@ def test_a_collapsed_fit_keeps_the_solver_and_warns(patches):
     assert est.kept_start_
     start = _small(max_epochs=1, lr=1e-12).fit(train)
     np.testing.assert_allclose(est.components_, est.initial_components_, atol=1e-6)
-    np.testing.assert_allclose(est.predict(noisy), start.predict(noisy), rtol=1e-4)
+    np.testing.assert_allclose(est.transform(noisy), start.transform(noisy), rtol=1e-4)

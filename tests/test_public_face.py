@@ -87,8 +87,7 @@ def _case(name):
         noisy, _ = make_poisson_images(4, patch_size=16, peak=2, random_state=0)
         est = DCEAEstimator(n_kernels=2, kernel_size=3, stride=2, n_layers=1,
                             image_shape=(16, 16), max_epochs=1, random_state=0)
-        n_codes = 256 + 2 * 9 * 9  # the offsets, then 2 code maps of 9 x 9
-        return est, noisy.reshape(4, -1), noisy.reshape(4, -1), n_codes
+        return est, noisy.reshape(4, -1), noisy.reshape(4, -1), 256
     cube, angles, _, psf = make_adi_cube(8, 24, n_planets=0, random_state=0)
     est = ExoplanetSeparator(psf, image_shape=(24, 24), max_epochs=1, random_state=0)
     return est, cube.reshape(8, -1), cube.reshape(8, -1), 24 * 24

@@ -142,8 +142,8 @@ def _fitted():
             Xm, ym, channels=Hm), "predict", Xm, {"channels": Hm}),
         (MIMODetector("mmse").fit(Xm, ym, channels=Hm), "predict", Xm,
          {"channels": Hm}),
-        (dcea, "predict", counts, {}),                  # images (n, h, w)
-        (dcea, "transform", counts.reshape(12, -1), {}),
+        (dcea, "transform", counts, {}),                # images (n, h, w)
+        (dcea, "encode", counts.reshape(12, -1), {}),
         (pnp, "transform", pnp.simulate(clean), {}),
         (burst, "transform", burst.simulate(clean), {}),  # bursts (n, K, h, w)
     ]

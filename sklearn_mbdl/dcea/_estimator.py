@@ -2,28 +2,29 @@
 
 import functools
 import warnings
+from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from .._base import (
-    SimulatedRows,
+    IMAGE_SHAPE_CONSTRAINT,
+    TRAINING_CONSTRAINTS,
+    Interval,
+    RestorerMixin,
+    StrOptions,
     TorchEstimator,
-    check_bool,
-    check_number,
-    check_options,
+    TrainingProblem,
+    check_images,
     row_chunks,
-    seeded,
     to_numpy,
-    to_tensor,
 )
 from ..operators import ConvolutionOperator, code_shape
 from ..solvers import DISTRIBUTIONS, inverse_link, natural_offset
 from ._network import (
-    _LOG_LR_FACTOR,
     DCEA,
     ExponentialFamilyLoss,
     _initial_filters,
@@ -33,17 +34,14 @@ from ._network import (
 
 
 # standard deviation (pixels, or samples for 1-D signals) of the Gaussian
-# window of the local level b (see solvers.natural_offset). Fixed, not tied
-# to the stride: on held-out crops of the training pictures
-# (peak 1), the level alone scores 23.67 / 24.47 / 23.72 / 23.46 dB with
-# windows 2 / 4 / 7 / 8, and trained networks follow it (stride 2 with 16
-# filters and window 2: 23.66 dB; stride 2, 32 filters, window 4: 24.53;
-# stride 7, 169 filters 11x11: 24.21 with window 7, 24.50 with 4). The
-# codes carry the detail around this level.
+# window of the local level b (see solvers.natural_offset). It is fixed, not
+# tied to the stride: the level is the same on a small training patch and on
+# a whole picture, and the codes carry the detail around it (how the width
+# was chosen: benchmarks/results/dcea_notes.md).
 OFFSET_WINDOW = 4.0
 
 
-class DCEAEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstimator):
+class DCEAEstimator(RestorerMixin, TorchEstimator):
     """Deep convolutional exponential-family autoencoder (DCEA-C / DCEA-UC).
 
     Denoises photon-limited (Poisson) images, or signals of another
@@ -67,9 +65,11 @@ class DCEAEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEsti
       (and each image flipped at random), and the network (filters, step,
       thresholds) learns to map the noisy counts to the clean intensity.
 
-    ``predict(X)`` takes noisy counts and returns the denoised intensity in
-    the units of the training images (``Q * mu``; ``mu`` itself, in counts,
-    when ``peak=None``).
+    ``transform(X)`` restores, as the toolkit's other restorers do: it takes
+    noisy counts and returns the denoised intensity in the units of the
+    training images (``Q * mu``; ``mu`` itself, in counts, when
+    ``peak=None``), in the caller's layout. ``encode`` gives the codes and
+    ``decode`` maps them back.
 
     Parameters
     ----------
@@ -96,30 +96,42 @@ class DCEAEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEsti
         its best l1 weight on training images with fresh noise, among
         multiples of the noise level of its first step (the standard
         deviation of ``H^T (x - f^{-1}(b))``); without, twice that level.
-        (A fixed 0.1 is a fifth of that level at peak 1: every code fits the
-        noise, and DCEA-C, which cannot detune its encoder as DCEA-UC
-        does, stays there: 15.7 dB on 48x48 tiles against 22.2 dB for the
-        level ``b`` alone.)
+        A weight far below that level lets every code fit the noise, a
+        start DCEA-C, which cannot detune its encoder as DCEA-UC does,
+        does not leave.
     peak : float, default=None
         Peak intensity (in counts) at which to simulate Poisson noise for
         supervised training; ``None`` trains unsupervised on the counts in
         ``X``. Only with ``distribution="poisson"``.
-    image_shape : tuple of int (h, w), default=None
-        Shape of the images flattened in the rows of ``X``. ``None``: rows
-        are 1-D signals, denoised by 1-D convolutions (the same model with
-        filters of length ``kernel_size``), unless ``X`` is given as a 3-D
-        array ``(n_samples, h, w)``.
+    image_shape : tuple of int, default=None
+        ``(h, w)``: the shape of the images flattened in the rows of ``X``;
+        ``(n_features,)``: the rows are 1-D signals, denoised by 1-D
+        convolutions (the same model with filters of length
+        ``kernel_size``). ``None`` when ``X`` is a 3-D array
+        ``(n_samples, h, w)``; flattened rows then raise a ``ValueError``
+        (rows of fewer than 16 features are taken for 1-D signals).
     max_epochs : int, default=20
         Training epochs.
     lr : float, default=3e-3
         Adam learning rate (annealed to 0 by a cosine schedule).
     batch_size : int, default=64
         Mini-batch size for training.
+    validation_fraction : float, default=0.0
+        Share of the training images held out (with one seeded noise draw
+        when ``peak`` is set): training stops early when their loss stops
+        improving, the network of the epoch with the lowest held-out loss
+        is kept, and it is compared with its start there. Used only when
+        it gives at least 20 images; otherwise every image trains and the
+        comparison uses up to 128 training images with fresh noise. Off by
+        default: the learning rate is annealed to 0 at ``max_epochs``, so
+        the last epochs are the best ones, and the held-out images would
+        be missing from training (see ``benchmarks/results/dcea_notes.md``).
     device : {"cpu", "cuda", "auto", "accelerate"}, default="cpu"
         ``"accelerate"`` trains through HF accelerate (data-parallel
         under ``accelerate launch``, see :ref:`scaling`).
     random_state : int, RandomState instance or None, default=None
-        Seeds the initial filters, the noise simulation and the shuffling.
+        Seeds the initial filters, the noise simulation, the held-out split
+        and the shuffling.
     verbose : int, default=0
         1 prints skorch's epoch table.
 
@@ -133,13 +145,15 @@ class DCEAEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEsti
     initial_components_ : ndarray of the shape of ``components_``
         The random filters training started from (the model-based twin's
         dictionary).
-    signal_shape_ : tuple of int
-        ``(h, w)`` or ``(n_features,)``.
+    image_shape_ : tuple of int
+        ``(h, w)``, or ``(n_features,)`` for 1-D signals.
     code_shape_ : tuple of int
         Shape of one code map.
     intensity_scale_ : float
-        ``Q = max(X) / peak`` (1 when ``peak=None``): ``predict`` returns
+        ``Q = max(X) / peak`` (1 when ``peak=None``): ``transform`` returns
         ``Q * mu``.
+    peak_ : float or None
+        The ``peak`` of the fit (what ``score`` simulates).
     alpha_ : float
         The initial l1 weight (``alpha``, or the level ``"auto"`` found).
     step_ : float
@@ -148,9 +162,9 @@ class DCEAEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEsti
         Learned threshold of each filter.
     kept_start_ : bool
         True when training ended worse than the untrained network (the
-        model-based solver with the initial filters) on training images
-        with fresh noise, and the untrained network was kept (with a
-        warning).
+        model-based solver with the initial filters) on the held-out images
+        (or training images with fresh noise), and the untrained network
+        was kept (with a warning).
     net_ : skorch.NeuralNetRegressor
         The trained net; ``net_.module_`` is the :class:`DCEA` module.
     n_features_in_ : int
@@ -169,7 +183,7 @@ class DCEAEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEsti
     ...                                    random_state=0)
     >>> dcea = DCEAEstimator(n_kernels=8, n_layers=3, peak=4, max_epochs=2,
     ...                      random_state=0).fit(clean)
-    >>> dcea.predict(noisy).shape
+    >>> dcea.transform(noisy).shape
     (40, 16, 16)
     >>> dcea.components_.shape
     (8, 7, 7)
@@ -177,8 +191,8 @@ class DCEAEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEsti
 
     def __init__(self, n_kernels=64, kernel_size=7, stride=4, n_layers=15, tied=True,
                  distribution="poisson", alpha="auto", peak=None, image_shape=None,
-                 max_epochs=20, lr=3e-3, batch_size=64, device="cpu",
-                 random_state=None, verbose=0):
+                 max_epochs=20, lr=3e-3, batch_size=64, validation_fraction=0.0,
+                 device="cpu", random_state=None, verbose=0):
         self.n_kernels = n_kernels
         self.kernel_size = kernel_size
         self.stride = stride
@@ -191,9 +205,31 @@ class DCEAEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEsti
         self.max_epochs = max_epochs
         self.lr = lr
         self.batch_size = batch_size
+        self.validation_fraction = validation_fraction
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+
+    _parameter_constraints = {
+        "n_kernels": [Interval(Integral, 1, None, closed="left")],
+        "kernel_size": [Interval(Integral, 1, None, closed="left")],
+        "stride": [Interval(Integral, 1, None, closed="left")],
+        "n_layers": [Interval(Integral, 1, None, closed="left")],
+        "tied": ["boolean"],
+        "distribution": [StrOptions(set(DISTRIBUTIONS))],
+        "alpha": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
+        "peak": [Interval(Real, 0, None, closed="neither"), None],
+        "image_shape": IMAGE_SHAPE_CONSTRAINT,
+        **{k: TRAINING_CONSTRAINTS[k] for k in (
+            "max_epochs", "lr", "batch_size", "validation_fraction", "device",
+            "random_state", "verbose")},
+    }
+
+    def _check_param_relations(self):
+        if self.peak is not None and self.distribution != "poisson":
+            raise ValueError(
+                "peak simulates Poisson noise: it needs distribution='poisson', "
+                f"got distribution={self.distribution!r}.")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -201,105 +237,133 @@ class DCEAEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEsti
         return tags
 
     # ----- validation -------------------------------------------------------
-    def _check_params(self):
-        check_number(self.n_kernels, "n_kernels", min_val=1, integer=True)
-        check_number(self.kernel_size, "kernel_size", min_val=1, integer=True)
-        check_number(self.stride, "stride", min_val=1, integer=True)
-        check_number(self.n_layers, "n_layers", min_val=1, integer=True)
-        check_options(self.distribution, "distribution", DISTRIBUTIONS)
-        check_bool(self.tied, "tied")
-        if not (isinstance(self.alpha, str) and self.alpha == "auto"):
-            check_number(self.alpha, "alpha", min_val=0)
-        check_number(self.max_epochs, "max_epochs", min_val=1, integer=True)
-        check_number(self.lr, "lr", min_val=0, include_min=False)
-        check_number(self.batch_size, "batch_size", min_val=1, integer=True)
-        if self.peak is not None:
-            check_number(self.peak, "peak", min_val=0, include_min=False)
-            if self.distribution != "poisson":
-                raise ValueError(
-                    "peak simulates Poisson noise: it needs distribution='poisson', "
-                    f"got distribution={self.distribution!r}."
-                )
-        if self.image_shape is not None:
-            shape = self.image_shape
-            if (not isinstance(shape, (tuple, list)) or len(shape) != 2
-                    or not all(isinstance(n, (int, np.integer))
-                               and not isinstance(n, bool) and n >= 1
-                               for n in shape)):
-                raise ValueError(
-                    f"image_shape must be a pair of positive integers (h, w) or None, "
-                    f"got {shape!r}."
-                )
-
-    def _check_X(self, X, *, reset):
-        """Flatten (n, h, w) input, validate, and check the values.
-
-        Returns the 2-D array and the image shape of a 3-D input (or None).
-        """
-        given_shape = None
-        if getattr(X, "ndim", None) == 3:
-            given_shape = tuple(int(n) for n in X.shape[1:])
-            X = np.asarray(X).reshape(X.shape[0], -1)
-        if not reset and given_shape is not None:
-            check_is_fitted(self)
-        if not reset and given_shape is not None and len(self.signal_shape_) == 2:
-            # the network is convolutional: images of any size are denoised
-            from sklearn.utils import check_array
-
-            X = check_array(X, dtype=(np.float64, np.float32), ensure_all_finite=True)
-        else:
-            X = self._validate_X(X, reset=reset)
+    def _check_counts(self, X, *, reset):
+        """Validated rows, their image shape, and whether they came as an
+        ``(n, h, w)`` stack; after ``fit``, stacks of any image size."""
+        if not hasattr(X, "ndim") and hasattr(X, "__array__"):
+            # array-likes that refuse numpy's functions (np.ndim)
+            X = np.asarray(X)
+        rows, shape, stacked = check_images(self, X, reset=reset, any_size=True)
         if reset:
-            if self.image_shape is not None:
-                shape = tuple(int(n) for n in self.image_shape)
-                if given_shape is not None and given_shape != shape:
-                    raise ValueError(
-                        f"X holds images of shape {given_shape} but "
-                        f"image_shape={shape}."
-                    )
-                if shape[0] * shape[1] != X.shape[1]:
-                    raise ValueError(
-                        f"image_shape={shape} has {shape[0] * shape[1]} pixels but X "
-                        f"has {X.shape[1]} features per row."
-                    )
-                self.signal_shape_ = shape
-            else:
-                self.signal_shape_ = given_shape or (X.shape[1],)
-        elif given_shape is not None and len(self.signal_shape_) == 1:
+            distribution, kernel_size = self.distribution, self.kernel_size
+        else:
+            # what the fitted network was built with (a parameter changed
+            # since must still be valid)
+            self._check_params()
+            distribution = self.net_.module_.distribution
+            kernel_size = self.components_.shape[-1]
+        if len(shape) == 2 and kernel_size > min(shape):
             raise ValueError(
-                f"X holds images of shape {given_shape}; the estimator was fitted "
-                f"on 1-D signals of length {self.signal_shape_[0]}."
-            )
-        images = self.signal_shape_ if reset else given_shape
-        if images is not None and len(images) == 2 and self.kernel_size > min(images):
-            raise ValueError(
-                f"kernel_size={self.kernel_size} is larger than the images {images}."
-            )
-        if self.distribution in ("poisson", "binomial") and X.min(initial=0) < 0:
+                f"kernel_size={kernel_size} is larger than the images {shape}.")
+        if distribution in ("poisson", "binomial") and rows.min(initial=0) < 0:
             raise ValueError(
                 f"Negative values in data passed to DCEAEstimator (minimum "
-                f"{X.min():.3g}): DCEA with "
-                f"distribution={self.distribution!r} needs non-negative counts "
-                "or intensities."
-            )
-        if self.distribution == "binomial" and X.max(initial=0) > 1:
+                f"{rows.min():.3g}): DCEA with distribution={distribution!r} "
+                "needs non-negative counts or intensities.")
+        if distribution == "binomial" and rows.max(initial=0) > 1:
             raise ValueError(
                 "distribution='binomial' needs X in [0, 1] (success fractions), "
-                f"got a maximum of {X.max():.3g}."
-            )
-        return X, given_shape
-
-    def _output_layout(self, out, given_shape):
-        return out.reshape(out.shape[0], *given_shape) if given_shape else out
+                f"got a maximum of {rows.max():.3g}.")
+        return rows, shape, stacked
 
     # ----- fit --------------------------------------------------------------
+    def fit(self, X, y=None):
+        """Train the network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, h, w)
+            With ``peak=None``: noisy counts (unsupervised). With ``peak``
+            set: clean, non-negative images (Poisson noise is simulated).
+            Flattened rows need ``image_shape``.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : DCEAEstimator
+        """
+        self._check_params()
+        X, self.image_shape_, _ = self._check_counts(X, reset=True)
+        if self.peak is not None and not X.max() > 0:
+            raise ValueError("X is all zeros: there is no image to scale to the peak.")
+        self._setup_fit()
+        self.peak_ = None if self.peak is None else float(self.peak)
+        self.intensity_scale_ = 1.0 if self.peak is None else float(X.max()) / self.peak
+        self.code_shape_ = code_shape(self.image_shape_, self.kernel_size, self.stride)
+        # the model-based solver the network starts as: filters cut from the
+        # data, its step, and the l1 weight ("auto": from the solver itself)
+        rng = np.random.RandomState(self._seed)
+        filters = _initial_filters(X, self.image_shape_, self.n_kernels,
+                                   self.kernel_size, rng)
+        self.initial_components_ = filters.copy()
+        module_args = self._module_args(X, filters, rng)
+        self.alpha_ = float(module_args["alpha"])
+        # the unrolled solver trains, and is kept only if it beats its start
+        result = self._fit_network(self._training_problem(X, module_args))
+        self.kept_start_ = not result.kept_trained
+        module = self.net_.module_
+        decoder, encoder = module.operators()
+        self.components_ = to_numpy(decoder.filters, np.float64)
+        self.encoder_components_ = to_numpy(encoder.filters, np.float64)
+        self.step_ = float(module.step().detach())
+        self.thresholds_ = to_numpy(module.thresholds().reshape(-1), np.float64)
+        return self
+
+    def _module_args(self, X, filters, rng):
+        """The :class:`DCEA` module's arguments: the solver's step at the
+        data's intensity level, and ``alpha`` (``"auto"`` resolved)."""
+        # the Poisson curvature at the peak, or at the bright end of the counts
+        if self.peak is not None:
+            level = self.peak_
+        else:
+            level = float(np.percentile(X, 99)) if X.size else 1.0
+        module_args = dict(
+            filters=torch.as_tensor(filters, dtype=torch.float32),
+            signal_shape=self.image_shape_, stride=self.stride,
+            n_layers=self.n_layers, alpha=self.alpha,
+            step=self._initial_step(filters, level), tied=self.tied,
+            distribution=self.distribution, learn_threshold=self.peak is not None,
+            offset_window=OFFSET_WINDOW)
+        if isinstance(self.alpha, str):
+            module_args["alpha"] = self._auto_alpha(filters, X, rng, module_args)
+        return module_args
+
+    def _training_problem(self, X, module_args):
+        """What trains: supervised, fresh Poisson draws of the clean images
+        at every epoch (the held-out images with one fixed draw);
+        unsupervised, the counts themselves under the likelihood."""
+        train, valid = self._holdout(len(X), self.validation_fraction)
+        if self.peak is not None:
+            clean = X / self.intensity_scale_
+            data = dict(
+                simulate=functools.partial(_poisson_pairs, clean=clean[train],
+                                           shape=self.image_shape_),
+                n_simulated=len(train),
+                valid=_poisson_pairs(np.random.RandomState(self._seed + 2),
+                                     len(valid), clean=clean[valid]))
+            criterion, net_kwargs = nn.MSELoss, {}
+        else:
+            counts = X.astype(np.float32)
+            data = dict(X=counts[train], y=counts[train],
+                        valid=(counts[valid], counts[valid]))
+            criterion = ExponentialFamilyLoss
+            net_kwargs = {"criterion__distribution": self.distribution}
+        if not len(valid):
+            data["check"] = self._check_rows(X, n_max=128)[:2]
+        name = "DCEA-C" if self.tied else "DCEA-UC"
+        return TrainingProblem(
+            DCEA, module_args, **data, criterion=criterion,
+            start_name=f"the {self.n_layers}-iteration model-based solver",
+            net_kwargs=dict(net_kwargs, label=f"training {name}"))
+
     def _initial_step(self, filters, level):
         """``1 / (||H||^2 * curvature)``: the step of the model-based solver,
         with the Poisson curvature taken at the intensity ``level``."""
         # the norm of a convolution hardly depends on the signal size beyond
         # a few kernels: estimate it on a crop, for speed
         crop = tuple(min(n, 4 * self.kernel_size + 4 * self.stride)
-                     for n in self.signal_shape_)
+                     for n in self.image_shape_)
         operator = ConvolutionOperator(_unit_filters(torch.as_tensor(filters)),
                                        crop, self.stride)
         lipschitz = operator.lipschitz()
@@ -312,193 +376,67 @@ class DCEAEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEsti
         of the solver on up to ``n_max`` signals: the scale of ``alpha``."""
         rows = rng.permutation(counts.shape[0])[:n_max]
         x = torch.as_tensor(counts[rows], dtype=torch.float64).reshape(
-            len(rows), 1, *self.signal_shape_)
+            len(rows), 1, *self.image_shape_)
         operator = ConvolutionOperator(_unit_filters(torch.as_tensor(filters)),
-                                       self.signal_shape_, self.stride)
+                                       self.image_shape_, self.stride)
         offset = natural_offset(x, self.distribution, window=OFFSET_WINDOW)
         gradient = operator.adjoint(x - inverse_link(offset, self.distribution))
         level = float(gradient.std()) if gradient.numel() > 1 else 0.0
         return level if np.isfinite(level) and level > 0 else 0.1
 
-    def _auto_alpha(self, filters, X, X_fit, rng, module_args):
+    def _auto_alpha(self, filters, X, rng, module_args):
         """``alpha="auto"``: the start of training, from the model-based solver.
 
         Supervised: the l1 weight of the best untrained network (the solver
         with the initial filters) among multiples 1/2 to 16 of the noise
         level (:meth:`_noise_level`), on training images with fresh noise,
-        halved: the best solver can switch nearly every code off (at peak 1
-        it is the level ``b`` alone), a start the soft threshold passes no
-        gradient out of; half of it is about the start the benchmark trains
-        from (4 noise levels at peak 1, 1 at peak 4). Unsupervised: twice
-        the noise level.
+        halved: the best solver can switch nearly every code off (at low
+        peaks it is the level ``b`` alone), a start the soft threshold
+        passes no gradient out of, and half of it leaves the codes active.
+        Unsupervised: twice the noise level.
         """
         if self.peak is None:
-            return 2.0 * self._noise_level(filters, X_fit, rng)
+            return 2.0 * self._noise_level(filters, X.astype(np.float32), rng)
         inputs, targets, criterion = self._check_rows(X, n_max=32)
-        noise = self._noise_level(filters, inputs.numpy(), rng)
+        noise = self._noise_level(filters, inputs, rng)
         candidates = noise * np.array([0.5, 1.0, 2.0, 4.0, 8.0, 16.0])
-        errors = [self._error(DCEA(**{**module_args, "alpha": float(a)}),
-                              inputs, targets, criterion) for a in candidates]
+        errors = [_error(DCEA(**{**module_args, "alpha": float(a)}),
+                         inputs, targets, criterion) for a in candidates]
         return float(candidates[int(np.argmin(errors))]) / 2
 
     def _check_rows(self, X, n_max):
-        """Up to ``n_max`` training rows with a fresh, seeded noise draw, their
-        targets and the criterion that scores a network on them."""
+        """Up to ``n_max`` training rows with a fresh, seeded noise draw
+        (float32), their targets and the criterion that scores a network
+        on them."""
         rng = np.random.RandomState(self._seed + 1)
         rows = np.sort(rng.permutation(X.shape[0])[:n_max])
         if self.peak is not None:
-            targets = X[rows] / self.intensity_scale_
-            inputs = rng.poisson(targets).astype(np.float32)
+            targets = (X[rows] / self.intensity_scale_).astype(np.float32)
+            inputs = rng.poisson(X[rows] / self.intensity_scale_).astype(np.float32)
             criterion = nn.MSELoss(reduction="sum")
         else:
             targets = inputs = X[rows].astype(np.float32)
             criterion = ExponentialFamilyLoss(self.distribution)
-        return (torch.as_tensor(inputs, dtype=torch.float32),
-                torch.as_tensor(targets, dtype=torch.float32), criterion)
-
-    @staticmethod
-    def _error(module, inputs, targets, criterion):
-        """The criterion of ``module`` on the rows (inf when not finite)."""
-        device = next(module.parameters()).device
-        total = 0.0
-        with torch.no_grad():
-            for chunk in row_chunks(len(inputs), device, cpu_size=32):
-                out = module(inputs[chunk].to(device))
-                total += float(criterion(out, targets[chunk].to(device)))
-        return total if np.isfinite(total) else np.inf
-
-    def fit(self, X, y=None):
-        """Train the network.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, h, w)
-            With ``peak=None``: noisy counts (unsupervised). With ``peak``
-            set: clean, non-negative images (Poisson noise is simulated).
-        y : None
-            Ignored.
-
-        Returns
-        -------
-        self : DCEAEstimator
-        """
-        self._check_params()
-        X, _ = self._check_X(X, reset=True)
-        if self.peak is not None and not X.max() > 0:
-            raise ValueError("X is all zeros: there is no image to scale to the peak.")
-        self._setup_fit()
-        self.code_shape_ = code_shape(self.signal_shape_, self.kernel_size, self.stride)
-        rng = np.random.RandomState(self._seed)
-        filters = _initial_filters(X, self.signal_shape_, self.n_kernels,
-                                   self.kernel_size, rng)
-        self.initial_components_ = filters.copy()
-        callbacks = []
-        if self.peak is not None:
-            self.intensity_scale_ = float(X.max()) / float(self.peak)
-            clean = X / self.intensity_scale_
-            level = float(self.peak)
-            flips = self.signal_shape_ if len(self.signal_shape_) == 2 else None
-            X_fit = np.empty(X.shape, dtype=np.float32)
-            y_fit = np.empty(X.shape, dtype=np.float32)
-            simulate = functools.partial(_poisson_pairs, clean=clean, flips=flips)
-            callbacks.append(("simulate", SimulatedRows(simulate, X_fit, y_fit, 0,
-                                                        self._seed)))
-            criterion, criterion_kw = nn.MSELoss, {}
-        else:
-            self.intensity_scale_ = 1.0
-            # the Poisson curvature at the bright end of the data
-            level = float(np.percentile(X, 99)) if X.size else 1.0
-            X_fit = X.astype(np.float32)
-            y_fit = X_fit
-            criterion = ExponentialFamilyLoss
-            criterion_kw = {"criterion__distribution": self.distribution}
-        step = self._initial_step(filters, level)
-        module_args = dict(
-            filters=torch.as_tensor(filters, dtype=torch.float32),
-            signal_shape=self.signal_shape_, stride=self.stride,
-            n_layers=self.n_layers, alpha=self.alpha, step=step, tied=self.tied,
-            distribution=self.distribution, learn_threshold=self.peak is not None,
-            offset_window=OFFSET_WINDOW)
-        if isinstance(self.alpha, str):
-            module_args["alpha"] = self._auto_alpha(filters, X, X_fit, rng,
-                                                    module_args)
-        self.alpha_ = float(module_args["alpha"])
-        if self.peak is not None and _LOG_LR_FACTOR != 1:
-            criterion_kw["optimizer__param_groups"] = [
-                ("log_*", {"lr": _LOG_LR_FACTOR * self.lr})]
-        with seeded(self._seed, self.device_):
-            self.net_ = self._make_net(
-                DCEA, criterion=criterion, callbacks=callbacks,
-                **criterion_kw,
-                **{f"module__{k}": v for k, v in module_args.items()})
-            self._train(self.net_, X_fit, y_fit)
-        self._keep_better_than_start(DCEA(**module_args), X)
-        module = self.net_.module_
-        decoder, encoder = module.operators()
-        self.components_ = to_numpy(decoder.filters, np.float64)
-        self.encoder_components_ = to_numpy(encoder.filters, np.float64)
-        self.step_ = float(module.step().detach())
-        self.thresholds_ = to_numpy(module.thresholds().reshape(-1), np.float64)
-        return self
-
-    def _keep_better_than_start(self, start, X):
-        """Never keep a network worse than the model-based solver it started as.
-
-        The trained network and its start (``n_layers`` iterations of the
-        solver with the initial filters and ``alpha``) are compared on up to
-        128 training images with a fresh, seeded noise draw: squared error to
-        the clean images (supervised) or the negative log-likelihood of the
-        counts (unsupervised). A fit that ended worse, e.g. collapsed to the
-        level ``b`` alone or diverged, is replaced by its start, with a
-        warning.
-        """
-        inputs, targets, criterion = self._check_rows(X, n_max=128)
-
-        def error():
-            return self._error(self.net_.module_, inputs, targets, criterion)
-
-        start_state = start.to(self._inference_device()).state_dict()
-        kept, trained_error, start_error = self._keep_better_of(start_state, error)
-        self.kept_start_ = not kept
-        if not kept:
-            name = "DCEA-C" if self.tied else "DCEA-UC"
-            warnings.warn(
-                f"DCEAEstimator ({name}): training ended worse than the "
-                f"{self.n_layers}-iteration model-based solver it started from "
-                f"(error {trained_error:.4g} against {start_error:.4g} on "
-                f"{len(inputs)} training images with fresh noise); keeping the "
-                "start. Try a smaller lr, a larger alpha or more epochs.",
-                UserWarning,
-            )
+        return inputs, targets, criterion
 
     # ----- inference --------------------------------------------------------
-    def _run(self, X, output, signal_shape=None):
-        """The module on validated rows, in their dtype, by chunks."""
-        dtype = torch.float64 if X.dtype == np.float64 else torch.float32
-        state = self._module_state(dtype)
-        device = self._inference_device()
-        size = max(1, 2 ** 16 // max(1, X.shape[1]))
-        outputs = []
-        with torch.no_grad():
-            for rows in row_chunks(X.shape[0], device, cpu_size=size):
-                x = to_tensor(X[rows], device, dtype=dtype)
-                out = torch.func.functional_call(
-                    self.net_.module_, state, (x,),
-                    {"output": output, "signal_shape": signal_shape})
-                outputs.append(to_numpy(out, X.dtype))
-        return np.concatenate(outputs, axis=0)
+    def _run(self, rows, output, shape):
+        """The module on validated rows of signals of ``shape`` (codes
+        with ``output="decode"``), in their dtype, by chunks."""
+        def forward(module, state, x):
+            return torch.func.functional_call(
+                module, state, (x,), {"output": output, "signal_shape": shape})
+
+        # chunks of about 65k values: the codes of a chunk stay in cache
+        size = max(1, 2 ** 16 // max(1, rows.shape[1]))
+        return self._run_network(rows, forward, cpu_size=size)
 
     def _n_code_features(self):
-        return (int(np.prod(self.signal_shape_))
-                + self.n_kernels * int(np.prod(self.code_shape_)))
+        return (int(np.prod(self.image_shape_))
+                + self.components_.shape[0] * int(np.prod(self.code_shape_)))
 
-    @property
-    def _n_features_out(self):
-        # the columns of transform: get_feature_names_out names them
-        return self._n_code_features()
-
-    def predict(self, X):
-        """Denoised intensity of noisy counts.
+    def transform(self, X):
+        """Restore: the denoised intensity of noisy counts.
 
         Parameters
         ----------
@@ -512,16 +450,32 @@ class DCEAEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEsti
         -------
         intensity : ndarray of the shape of ``X``
             ``Q * mu``: the decoded mean, in the units of the training images
-            (counts when ``peak=None``); in the dtype of ``X``.
+            (counts when ``peak=None``); ``(n_samples, h, w)`` for 3-D input,
+            rows for rows; in the dtype of ``X``.
         """
-        check_is_fitted(self)
-        X, given_shape = self._check_X(X, reset=False)
-        out = self._run(X, "mean", given_shape)
-        return self._output_layout(out * X.dtype.type(self.intensity_scale_),
-                                   given_shape)
+        rows, shape, stacked = self._check_counts(X, reset=False)
+        out = self._run(rows, "mean", shape) * rows.dtype.type(self.intensity_scale_)
+        return out.reshape(len(out), *shape) if stacked else out
 
-    def transform(self, X):
-        """Sparse codes of noisy counts.
+    def predict(self, X):
+        """Deprecated: use :meth:`transform`, which restores the same way.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, h, w)
+
+        Returns
+        -------
+        intensity : ndarray of the shape of ``X``
+        """
+        warnings.warn(
+            "DCEAEstimator.predict is deprecated and will be removed: use "
+            "transform, which restores as PnPRestorer and BurstSuperResolver do "
+            "(encode gives the codes).", FutureWarning, stacklevel=2)
+        return self.transform(X)
+
+    def encode(self, X):
+        """Offsets and sparse codes of noisy counts.
 
         Parameters
         ----------
@@ -537,18 +491,31 @@ class DCEAEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEsti
             sparse code maps, flattened in ``(n_kernels, *code_shape)`` order
             (``code_shape_`` for images of the training shape):
             ``n_codes = n_pixels + n_kernels * prod(code_shape)``.
-        """
-        check_is_fitted(self)
-        X, given_shape = self._check_X(X, reset=False)
-        return self._run(X, "codes", given_shape)
 
-    def inverse_transform(self, X):
-        """Decode codes from :meth:`transform` into intensities.
+        Examples
+        --------
+        >>> from sklearn_mbdl import DCEAEstimator
+        >>> from sklearn_mbdl.datasets import make_poisson_images
+        >>> noisy, clean = make_poisson_images(20, patch_size=16, peak=4,
+        ...                                    random_state=0)
+        >>> dcea = DCEAEstimator(n_kernels=4, stride=2, n_layers=2, peak=4,
+        ...                      max_epochs=1, random_state=0).fit(clean)
+        >>> codes = dcea.encode(noisy)
+        >>> codes.shape  # 256 offsets, then 4 code maps of 11 x 11
+        (20, 740)
+        >>> dcea.decode(codes).shape
+        (20, 256)
+        """
+        rows, shape, _ = self._check_counts(X, reset=False)
+        return self._run(rows, "codes", shape)
+
+    def decode(self, codes):
+        """Decode codes from :meth:`encode` into intensities.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_codes)
-            Codes as :meth:`transform` returns them (for images of the
+        codes : array-like of shape (n_samples, n_codes)
+            Codes as :meth:`encode` returns them (for images of the
             training shape).
 
         Returns
@@ -557,24 +524,43 @@ class DCEAEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEsti
             ``Q * f^{-1}(b + H s)``, rows flattened.
         """
         check_is_fitted(self)
-        from sklearn.utils import check_array
-
-        codes = check_array(X, dtype=(np.float64, np.float32), input_name="codes")
+        self._check_params()
+        codes = check_array(codes, dtype=(np.float64, np.float32),
+                            ensure_all_finite=True, input_name="codes")
         if codes.shape[1] != self._n_code_features():
             raise ValueError(
                 f"codes have {codes.shape[1]} columns; this estimator's have "
-                f"{self._n_code_features()} ({int(np.prod(self.signal_shape_))} "
-                f"offsets + {self.n_kernels} maps of "
-                f"shape {self.code_shape_})."
-            )
-        return self._run(codes, "decode") * codes.dtype.type(self.intensity_scale_)
+                f"{self._n_code_features()} ({int(np.prod(self.image_shape_))} "
+                f"offsets + {self.components_.shape[0]} maps of "
+                f"shape {self.code_shape_}).")
+        out = self._run(codes, "decode", self.image_shape_)
+        return out * codes.dtype.type(self.intensity_scale_)
+
+    def inverse_transform(self, X):
+        """Deprecated: use :meth:`decode` (codes from :meth:`encode`).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_codes)
+
+        Returns
+        -------
+        intensity : ndarray of shape (n_samples, n_features)
+        """
+        warnings.warn(
+            "DCEAEstimator.inverse_transform is deprecated and will be removed: "
+            "transform now restores; use decode for the codes of encode.",
+            FutureWarning, stacklevel=2)
+        return self.decode(X)
 
     def score(self, X, y=None):
         """Quality of the denoiser on ``X``, greater is better.
 
         With ``peak`` set, ``X`` holds clean images: Poisson noise is drawn
-        at the training peak (seeded by ``random_state``), the result is
-        denoised and the PSNR (dB, peak signal ``max(X_train)``) is returned.
+        at the training peak (seeded by ``random_state``, 0 when it is
+        None), the result is restored, and the mean PSNR over the images
+        (dB, peak signal ``Q * peak``, the maximum of the training images:
+        1 for images in [0, 1]) is returned, as for the other restorers.
         With ``peak=None``, ``X`` holds counts and the score is minus the
         mean negative log-likelihood per pixel of ``X`` under the model's
         denoised mean.
@@ -589,18 +575,29 @@ class DCEAEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEsti
         -------
         float
         """
-        check_is_fitted(self)
-        X, given_shape = self._check_X(X, reset=False)
-        X = self._output_layout(X, given_shape)
-        if self.peak is None:
-            # minus the training loss, in float64
-            mean = torch.as_tensor(self.predict(X), dtype=torch.float64)
-            nll = ExponentialFamilyLoss(self.distribution)(
-                mean, torch.as_tensor(X, dtype=torch.float64))
-            return -float(nll)
         from ..metrics import psnr
 
-        rng = np.random.RandomState(self._seed)
-        noisy = rng.poisson(X / self.intensity_scale_).astype(X.dtype)
-        denoised = self.predict(noisy)
-        return psnr(X, denoised, data_range=self.intensity_scale_ * self.peak)
+        rows, shape, _ = self._check_counts(X, reset=False)
+        if self.peak_ is None:
+            # minus the training loss, in float64
+            mean = self._run(rows.astype(np.float64), "mean", shape)
+            nll = ExponentialFamilyLoss(self.net_.module_.distribution)(
+                torch.as_tensor(mean), torch.as_tensor(rows, dtype=torch.float64))
+            return -float(nll)
+        rng = check_random_state(0 if self.random_state is None else self.random_state)
+        noisy = rng.poisson(rows / self.intensity_scale_).astype(rows.dtype)
+        restored = self._run(noisy, "mean", shape) * self.intensity_scale_
+        return float(np.mean(psnr(rows, restored, per_image=True,
+                                  data_range=self.intensity_scale_ * self.peak_)))
+
+
+def _error(module, inputs, targets, criterion):
+    """The criterion of ``module`` on the rows (inf when not finite)."""
+    device = next(module.parameters()).device
+    inputs, targets = torch.as_tensor(inputs), torch.as_tensor(targets)
+    total = 0.0
+    with torch.no_grad():
+        for chunk in row_chunks(len(inputs), device, cpu_size=32):
+            out = module(inputs[chunk].to(device))
+            total += float(criterion(out, targets[chunk].to(device)))
+    return total if np.isfinite(total) else np.inf

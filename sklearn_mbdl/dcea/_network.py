@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._base import random_symmetries
 from ..operators import ConvolutionOperator, code_shape
 from ..solvers import (
     exponential_family_nll,
@@ -14,15 +15,6 @@ from ..solvers import (
     link,
     natural_offset,
 )
-
-
-
-# learning-rate factor of the (log) step and l1 weights against the filters.
-# Not faster than the filters: with 10x, the thresholds rose before the
-# filters became useful and every code went to zero on the training patches
-# (peaks 1 and 2 of the benchmark), a state the soft threshold passes no
-# gradient out of; the network was then its offset alone.
-_LOG_LR_FACTOR = 1
 
 
 def _unit_filters(filters):
@@ -314,22 +306,17 @@ def _initial_filters(X, signal_shape, n_kernels, kernel_size, rng):
     return filters / norms.reshape(-1, *([1] * len(filter_shape)))
 
 
-def _poisson_pairs(rng, n_samples, *, clean, flips):
-    """Fresh noisy counts of the clean training rows, ``Poisson(clean)``.
+def _poisson_pairs(rng, n_samples, *, clean, shape=None):
+    """Noisy counts ``Poisson(clean)`` of the clean rows, and their targets.
 
-    With ``flips`` (square images), each image is also flipped and
-    transposed at random: the eight symmetries of the square, which leave
-    the statistics of natural images unchanged.
+    One pair per clean row (``n_samples`` is ``len(clean)``, the template's
+    count of simulated rows). With a 2-D ``shape`` each image is also
+    flipped and transposed at random (:func:`random_symmetries`): the
+    symmetries of the grid, which leave the statistics of natural images
+    unchanged.
     """
     targets = clean
-    if flips is not None:
-        h, w = flips
-        images = clean.reshape(-1, h, w).copy()
-        for axis, draw in ((1, rng.rand(len(images)) < 0.5),
-                           (2, rng.rand(len(images)) < 0.5)):
-            images[draw] = np.flip(images[draw], axis=axis)
-        if h == w:
-            draw = rng.rand(len(images)) < 0.5
-            images[draw] = np.transpose(images[draw], (0, 2, 1))
+    if shape is not None and len(shape) == 2:
+        images = random_symmetries(rng, clean.reshape(-1, *shape).copy())
         targets = images.reshape(len(images), -1)
     return rng.poisson(targets).astype(np.float32), targets.astype(np.float32)
