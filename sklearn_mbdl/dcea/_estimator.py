@@ -240,9 +240,6 @@ class DCEAEstimator(RestorerMixin, TorchEstimator):
     def _check_counts(self, X, *, reset):
         """Validated rows, their image shape, and whether they came as an
         ``(n, h, w)`` stack; after ``fit``, stacks of any image size."""
-        if not hasattr(X, "ndim") and hasattr(X, "__array__"):
-            # array-likes that refuse numpy's functions (np.ndim)
-            X = np.asarray(X)
         rows, shape, stacked = check_images(self, X, reset=reset, any_size=True)
         if reset:
             distribution, kernel_size = self.distribution, self.kernel_size
