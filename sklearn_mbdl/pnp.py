@@ -308,11 +308,13 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
             return self
         clean = X.reshape(-1, *shape).astype(np.float32)
         fine_tune = bool(self.pretrained)
-        # fine-tuning holds images out: they pick the best epoch and decide
-        # between the fine-tuned and the shipped network
-        train, valid = (self._holdout(len(clean), self.validation_fraction, min_rows=2)
-                        if fine_tune else (np.arange(len(clean)), np.arange(0)))
-        checked = self._noisy_pairs(clean[valid] if valid.size else clean)
+        if fine_tune:  # held-out images pick the best epoch and decide
+            # between the fine-tuned and the shipped network
+            train, valid = self._holdout(len(clean), self.validation_fraction,
+                                         min_rows=2)
+            checked = self._noisy_pairs(clean[valid] if valid.size else clean)
+        else:
+            train, valid, checked = np.arange(len(clean)), np.arange(0), None
         result = self._fit_network(TrainingProblem(
             DenoisingCNN, {}, n_simulated=train.size,
             simulate=functools.partial(_simulate_noisy, clean=clean[train],
