@@ -416,7 +416,7 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
             obs_shape = self._observation_shape(image_shape)
             if tuple(Y.shape[1:]) != obs_shape:
                 raise ValueError(
-                    f"Y has observations of shape {tuple(Y.shape[1:])} but the "
+                    f"X has observations of shape {tuple(Y.shape[1:])} but the "
                     f"operator {operator!r} gives observations of shape "
                     f"{obs_shape} for images of shape {image_shape}."
                 )
@@ -426,7 +426,7 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
             obs_shape = self._observation_shape(image_shape)
             Y_arr = Y
         Y_arr = check_array(Y_arr, dtype=(np.float64, np.float32),
-                            ensure_all_finite=True, input_name="Y")
+                            ensure_all_finite=True, input_name="X")
         if obs_shape == tuple(image_shape):  # observations in the image domain
             warn_if_out_of_range(Y_arr, "X (observed images)", self)
         size = int(np.prod(obs_shape))
