@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._base import row_chunks
+from ._base._estimator import _device_of, _module_state
 from .prox import soft_threshold
 
 __all__ = [
@@ -127,14 +129,16 @@ class CNNDenoiser:
     """A trained :class:`DenoisingCNN` as a ``(x, sigma) -> x`` callable.
 
     Inference runs without gradients, in the dtype of ``x`` (float64 in,
-    float64 out) and on the module's device, in chunks of ``batch_size``
-    images.
+    float64 out) and on the module's device, by chunks of images (the
+    toolkit's one chunking rule: ``batch_size`` images on a CPU, larger
+    chunks on a GPU).
 
     Parameters
     ----------
     module : DenoisingCNN
         The trained network (e.g. ``PnPRestorer(...).fit(X).net_.module_``).
     batch_size : int, default=64
+        Images per chunk on a CPU.
 
     Examples
     --------
@@ -151,18 +155,15 @@ class CNNDenoiser:
 
     def __call__(self, x, sigma):
         module = self.module
-        was_training = module.training
-        module.eval()
-        device = next(module.parameters()).device
-        state = {k: v.detach().to(dtype=x.dtype)
-                 for k, v in list(module.named_parameters())
-                 + list(module.named_buffers())}
+        device = _device_of(module)
+        state = _module_state(module, x.dtype)
         sigma = _sigma_per_sample(sigma, x).to(device)
         out = torch.empty_like(x)
+        was_training = module.training
+        module.eval()
         try:
             with torch.no_grad():
-                for start in range(0, x.shape[0], self.batch_size):
-                    rows = slice(start, start + self.batch_size)
+                for rows in row_chunks(x.shape[0], device, cpu_size=self.batch_size):
                     xi = x[rows].to(device)
                     inp = torch.stack([xi, sigma[rows].expand_as(xi)], dim=1)
                     out[rows] = torch.func.functional_call(module, state, (inp,)).to(
@@ -180,26 +181,16 @@ def load_pretrained(device="cpu", batch_size=64):
     callable.
 
     A :class:`DenoisingCNN` (default size) trained by ``benchmarks/pnp.py``
-    through :class:`~sklearn_mbdl.PnPRestorer` on 16000 patches 48 x 48 of
-    :data:`~sklearn_mbdl.datasets.TRAIN_IMAGES` only (noise levels uniform in
-    [0, 0.2], 60 epochs of batches of 32, 48 min on one CPU thread), then
-    fine-tuned three times with ``PnPRestorer(pretrained=True, lr=3e-4)`` on
-    16000 other patches of the same pictures each time: 25 epochs with a
-    plain mean squared error (18 min), then 40 and 25 epochs with the
-    level-weighted loss ``fit`` now uses (51 and 30 min, one thread), which
-    made it 0.9 dB better at level 0.01 and 0.25 dB at 0.05, the same at 0.2
-    (on the benchmark's six test crops). Last, it was fine-tuned for 20 more
-    epochs on patches of which a quarter are synthetic
-    (:func:`~sklearn_mbdl.datasets.make_dead_leaves`) and the rest drawn
-    equally from each picture (two fell a little short), and the result
-    averaged halfway with the starting weights (weight-space ensembling,
-    Wortsman et al. 2022): +0.05
-    dB of PnP deblurring on the test crops, +0.01 to +0.03 dB on three
-    photographs outside both sets. The file
-    ``sklearn_mbdl/_data/pnp_denoiser.pt`` (350 kB) is that script's
-    ``--save-weights`` output. It loads without network access. Pass it as
-    ``PnPRestorer(denoiser=load_pretrained())`` to skip training; the
-    benchmark's figures are those of this network.
+    through :class:`~sklearn_mbdl.PnPRestorer` on patches of
+    :data:`~sklearn_mbdl.datasets.TRAIN_IMAGES` and synthetic
+    :func:`~sklearn_mbdl.datasets.make_dead_leaves` pictures only, with
+    noise levels uniform in [0, 0.2] (how, step by step, in
+    ``benchmarks/results/pnp_notes.md``). The file
+    ``sklearn_mbdl/_data/pnp_denoiser.pt`` is that script's
+    ``--save-weights`` output; it loads without network access. Pass it as
+    ``PnPRestorer(denoiser=load_pretrained())`` to skip training;
+    ``PnPRestorer()`` fine-tunes it on the user's images. The benchmark's
+    figures are those of this network.
 
     Parameters
     ----------

@@ -4,11 +4,11 @@ gradient) whose prior step is a denoiser, learned from clean images
 """
 
 import functools
-import numbers
-import warnings
+from numbers import Integral, Real
 
 import numpy as np
 import torch
+from scipy import sparse
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNetRegressor
@@ -16,17 +16,21 @@ from skorch.utils import to_tensor as _skorch_tensor
 from torch import nn
 
 from ._base import (
+    IMAGE_SHAPE_CONSTRAINT,
+    TRAINING_CONSTRAINTS,
+    HasMethods,
+    Interval,
     RestorerMixin,
-    SimulatedRows,
+    StrOptions,
     TorchEstimator,
-    check_bool,
-    check_number,
-    check_options,
+    TrainingProblem,
+    check_images,
     progress,
+    random_symmetries,
     resolve_device,
-    seeded,
     to_numpy,
     to_tensor,
+    torch_dtype,
     warn_if_out_of_range,
 )
 from .denoisers import (
@@ -87,18 +91,10 @@ class _DenoiserNet(NeuralNetRegressor):
 
 
 def _simulate_noisy(rng, n_samples, *, clean, sigma_max):
-    """Training pairs for the denoiser: random clean images (flipped and,
-    when square, rotated at random), Gaussian noise of a random level in
+    """Training pairs for the denoiser: random clean images under random
+    symmetries of the grid, Gaussian noise of a random level in
     ``[0, sigma_max]``; the input carries the level as a second channel."""
-    which = rng.randint(len(clean), size=n_samples)
-    images = clean[which].copy()
-    flip = rng.rand(n_samples) < 0.5
-    images[flip] = images[flip, :, ::-1]
-    flip = rng.rand(n_samples) < 0.5
-    images[flip] = images[flip, ::-1, :]
-    if images.shape[1] == images.shape[2]:
-        turn = rng.rand(n_samples) < 0.5
-        images[turn] = images[turn].transpose(0, 2, 1)
+    images = random_symmetries(rng, clean[rng.randint(len(clean), size=n_samples)])
     sigma = sigma_max * rng.rand(n_samples, 1, 1)
     noisy = images + sigma * rng.standard_normal(images.shape)
     X = np.stack([noisy, np.broadcast_to(sigma, images.shape)], axis=1)
@@ -137,11 +133,10 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
         any callable ``(x, sigma) -> x`` on ``(n, h, w)`` tensors.
     self_ensemble : bool, default=False
         Average the denoiser over the eight flips and quarter turns of its
-        input (:class:`~sklearn_mbdl.denoisers.SelfEnsemble`): eight times
-        the cost of each prior step. With the shipped CNN, HQS deblurring
-        gains 0.09 / 0.05 dB on the benchmark's test pictures (noise 0.03 /
-        0.01) and ADMM 0.4 dB on small 48 x 48 patches. Changes nothing but the cost for an
-        equivariant denoiser.
+        input (:class:`~sklearn_mbdl.denoisers.SelfEnsemble`), at eight
+        times the cost of each prior step: the errors of a learned denoiser
+        that is not equivariant partly average out; an equivariant denoiser
+        gives the same result.
     pretrained : bool, default=True
         With ``denoiser="cnn"``, ``fit`` starts from the shipped network
         (:func:`~sklearn_mbdl.denoisers.load_pretrained`) and fine-tunes it
@@ -149,8 +144,8 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
         held-out images best (``validation_fraction``), and keeps the
         fine-tuned network only if it beats the shipped one there (else the
         shipped one, with a warning). False trains from random weights,
-        which needs many images and time (the shipped network saw 16,000
-        patches for 48 minutes). Ignored by the other denoisers.
+        which needs many more images and epochs. Ignored by the other
+        denoisers.
     algorithm : {"admm", "hqs", "pgd"}, default="admm"
     n_iter : int, default=30
         Iterations of the solver.
@@ -158,19 +153,19 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
         Penalty of the data step; smaller values regularise more. None
         takes the solver's own default: 0.02 for ADMM, 0.23 for HQS
         (DPIR's), 1.0 for PGD; a value good for one algorithm can ruin
-        another (HQS with the CNN at 0.02 loses 14 dB). ADMM and PGD
-        (which steps ``1/L``) run the denoiser at level
-        ``noise_level / sqrt(rho)``. HQS follows DPIR's schedule: the
+        another. ADMM and PGD (which steps ``1/L``) run the denoiser at
+        level ``noise_level / sqrt(rho)``. HQS follows DPIR's schedule: the
         denoiser level decreases from 0.2 to ``noise_level`` and ``rho`` is
-        the last data step's penalty (DPIR's ``lambda``, 0.23 there). The
-        benchmark's best values for the CNN with ADMM lie between 0.006 and
-        0.025 (deblurring, MRI); tune it with ``score`` and ``GridSearchCV``.
+        the last data step's penalty (DPIR's ``lambda``). Tune it with
+        ``score`` and ``GridSearchCV``.
     noise_level : float, default=0.01
         Standard deviation of the observation noise (images in [0, 1]).
     image_shape : tuple of int (h, w), optional
-        Shape of the images when rows are flattened. With ``None``: the
-        shape of 3-D input, else the shape the operator fixes (its mask),
-        else each row is a 1-D signal, an image of shape ``(1, n_features)``.
+        Shape of the images when ``X`` holds flattened rows. With ``None``,
+        flattened rows take the shape the operator fixes (its mask), and
+        rows of fewer than 16 pixels are 1-D signals, images of shape
+        ``(1, n_features)``; other flattened rows raise a ``ValueError``.
+        It must agree with 3-D input ``(n, h, w)``, whose shape is used.
     max_epochs : int, default=20
         Training epochs of the CNN; each epoch draws fresh noise for every
         training image.
@@ -178,7 +173,7 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
         Adam learning rate (cosine schedule to 0); None takes 3e-4 when
         fine-tuning the shipped network, 1e-3 when training from scratch.
     batch_size : int, default=32
-        Training mini-batch; inference also runs in chunks of it.
+        Training mini-batch; inference runs in chunks of it on a CPU.
     validation_fraction : float, default=0.1
         With ``pretrained=True``, the share of the images of ``X`` held
         out (at least 2 images) to pick the best epoch and to decide between
@@ -204,8 +199,9 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
     image_shape_ : tuple of int
         The shape of the images ``fit`` saw.
     fine_tuned_ : bool
-        With ``pretrained=True``: whether the fine-tuned network was kept
-        (False: it did not beat the shipped one, which is used).
+        Whether ``fit`` fine-tuned the shipped network and kept the result
+        (False: it did not beat the shipped one, which is used, or nothing
+        was fine-tuned).
     n_features_in_ : int
         Pixels per image.
     device_ : str
@@ -230,6 +226,22 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
     True
     """
 
+    _parameter_constraints = {
+        "operator": [None, HasMethods(["forward", "adjoint"])],
+        "denoiser": [StrOptions({"cnn", *CLASSIC_DENOISERS}), callable],
+        "self_ensemble": ["boolean"],
+        "pretrained": ["boolean"],
+        "algorithm": [StrOptions(set(ALGORITHMS))],
+        "n_iter": [Interval(Integral, 1, None, closed="left")],
+        "rho": [Interval(Real, 0, None, closed="neither"), None],
+        "noise_level": [Interval(Real, 0, None, closed="left")],
+        "image_shape": IMAGE_SHAPE_CONSTRAINT,
+        **{k: TRAINING_CONSTRAINTS[k] for k in (
+            "max_epochs", "batch_size", "validation_fraction", "device",
+            "random_state", "verbose")},
+        "lr": [Interval(Real, 0, None, closed="neither"), None],
+    }
+
     def __init__(self, operator=None, *, denoiser="cnn", self_ensemble=False,
                  pretrained=True, algorithm="admm", n_iter=30, rho=None,
                  noise_level=0.01, image_shape=None, max_epochs=20, lr=None,
@@ -252,62 +264,8 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
-    # ----- parameters ----------------------------------------------------------
-    def _check_params(self):
-        check_options(self.algorithm, "algorithm", ALGORITHMS)
-        check_bool(self.self_ensemble, "self_ensemble")
-        check_bool(self.pretrained, "pretrained")
-        if not callable(self.denoiser):
-            check_options(self.denoiser, "denoiser", {"cnn", *CLASSIC_DENOISERS})
-        check_number(self.n_iter, "n_iter", min_val=1, integer=True)
-        if self.rho is not None:
-            check_number(self.rho, "rho", min_val=0, include_min=False)
-        check_number(self.noise_level, "noise_level", min_val=0)
-        check_number(self.max_epochs, "max_epochs", min_val=1, integer=True)
-        if self.lr is not None:
-            check_number(self.lr, "lr", min_val=0, include_min=False)
-        check_number(self.batch_size, "batch_size", min_val=1, integer=True)
-        check_number(self.validation_fraction, "validation_fraction",
-                     min_val=0, max_val=0.5)
-        operator = self._operator()
-        for name in ("forward", "adjoint"):
-            if not callable(getattr(operator, name, None)):
-                raise ValueError(
-                    f"operator must be None or an operator with forward and "
-                    f"adjoint methods (see sklearn_mbdl.operators), got "
-                    f"{self.operator!r}."
-                )
-        if self.image_shape is not None:
-            shape = self.image_shape
-            if (not isinstance(shape, (tuple, list)) or len(shape) != 2
-                    or not all(isinstance(s, numbers.Integral) and s >= 1
-                               for s in shape)):
-                raise ValueError(
-                    f"image_shape must be None or a pair of positive integers, "
-                    f"got {shape!r}."
-                )
-
     def _operator(self):
         return Identity() if self.operator is None else self.operator
-
-    def _resolve_shape(self, n_features, given=None):
-        """The image shape of rows of ``n_features`` pixels."""
-        if self.image_shape is not None:
-            shape = tuple(int(s) for s in self.image_shape)
-        elif given is not None:
-            shape = tuple(given)
-        else:
-            fixed = getattr(self._operator(), "image_shape", None)
-            if fixed is not None and int(np.prod(fixed)) == n_features:
-                shape = tuple(int(s) for s in fixed)
-            else:
-                shape = (1, n_features)
-        if int(np.prod(shape)) != n_features:
-            raise ValueError(
-                f"image_shape={shape} has {int(np.prod(shape))} pixels but X has "
-                f"{n_features} features."
-            )
-        return shape
 
     def _observation_shape(self, image_shape):
         operator = self._operator()
@@ -324,10 +282,11 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
         Nothing is learned for ``denoiser="tv"``, ``"wavelet"`` or a callable
         (``fit`` only records the image shape). For ``"cnn"`` the network is
         trained through skorch to remove Gaussian noise of levels drawn
-        uniformly in [0, 0.2] from the images of ``X`` (flipped and rotated
-        at random, fresh noise every epoch), each image's squared error
-        divided by its noise variance (:class:`LevelWeightedMSE`). Small patches (e.g. 40 x 40
-        from :func:`~sklearn_mbdl.datasets.extract_patches`) train fastest.
+        uniformly in [0, 0.2] from the images of ``X`` (flipped and
+        transposed at random, fresh noise every epoch), each image's squared
+        error divided by its noise variance (:class:`LevelWeightedMSE`).
+        Small patches (e.g. 40 x 40 from
+        :func:`~sklearn_mbdl.datasets.extract_patches`) train fastest.
 
         Parameters
         ----------
@@ -345,93 +304,84 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
         self._observation_shape(shape)  # the operator accepts these images
         self._setup_fit()
         self.image_shape_ = shape
-        self.net_ = None
+        self.net_, self.fine_tuned_ = None, False
         if self.denoiser != "cnn":
             return self
         clean = X.reshape(-1, *shape).astype(np.float32)
         fine_tune = bool(self.pretrained)
-        if fine_tune:
+        if fine_tune:  # held-out images pick the best epoch and decide
+            # between the fine-tuned and the shipped network
             train, valid = self._holdout(len(clean), self.validation_fraction,
                                          min_rows=2)
+            checked = self._noisy_pairs(clean[valid] if valid.size else clean)
         else:
-            train, valid = np.arange(len(clean)), np.arange(0)
-        simulate = functools.partial(_simulate_noisy, clean=clean[train],
-                                     sigma_max=SIGMA_MAX)
-        X_fit = np.empty((train.size, 2, *shape), dtype=np.float32)
-        y_fit = np.empty((train.size, *shape), dtype=np.float32)
-        X_fit[:], y_fit[:] = simulate(np.random.RandomState(self._seed), train.size)
-        # a fixed draw of noisy held-out images (the training images when
-        # too few): it picks the best epoch and decides between the
-        # fine-tuned and the shipped network
-        check = clean[valid] if valid.size else clean
-        X_check, y_check = _simulate_noisy(
-            np.random.RandomState(self._seed + 1), max(4 * len(check), 32),
-            clean=check, sigma_max=SIGMA_MAX)
-        callbacks = [("simulate", SimulatedRows(simulate, X_fit, y_fit, 0, self._seed))]
-        lr = self.lr if self.lr is not None else (3e-4 if fine_tune else 1e-3)
-        with seeded(self._seed, self.device_):
-            self.net_ = self._make_net(
-                DenoisingCNN, criterion=LevelWeightedMSE, net_class=_DenoiserNet,
-                callbacks=callbacks, warm_start=fine_tune, lr=lr,
-                valid=(X_check, y_check) if valid.size else None,
-                patience=self.max_epochs,
-                label=("fine-tuning the shipped CNN prior" if fine_tune
-                       else "training the CNN prior from scratch"))
-            if fine_tune:  # fit continues from the shipped weights
-                self.net_.initialize()
-                self.net_.module_.load_state_dict(_shipped_weights(PRETRAINED))
-            self._train(self.net_, X_fit, y_fit)
-        self.fine_tuned_ = False
-        if fine_tune:
-            start = {k: v.to(self._inference_device())
-                     for k, v in _shipped_weights(PRETRAINED).items()}
-            self.fine_tuned_, tuned, shipped = self._keep_better_of(
-                start, lambda: self._denoising_error(X_check, y_check))
-            if not self.fine_tuned_:
-                warnings.warn(
-                    f"PnPRestorer: fine-tuning did not beat the shipped CNN prior on "
-                    f"{'held-out' if valid.size else 'the training'} images "
-                    f"(weighted denoising error {tuned:.4g} against {shipped:.4g}); "
-                    "keeping the shipped prior. Try more images, more epochs or a "
-                    "smaller lr.", UserWarning)
+            train, valid, checked = np.arange(len(clean)), np.arange(0), None
+        result = self._fit_network(TrainingProblem(
+            DenoisingCNN, {}, n_simulated=train.size,
+            simulate=functools.partial(_simulate_noisy, clean=clean[train],
+                                       sigma_max=SIGMA_MAX),
+            valid=checked if valid.size else None, check=checked,
+            start=_shipped_weights(PRETRAINED) if fine_tune else None,
+            start_name="the shipped CNN prior", keep_better=fine_tune,
+            criterion=LevelWeightedMSE,
+            net_kwargs=dict(net_class=_DenoiserNet, patience=self.max_epochs,
+                            lr=self.lr or (3e-4 if fine_tune else 1e-3),
+                            label=("fine-tuning the shipped CNN prior" if fine_tune
+                                   else "training the CNN prior from scratch"))))
+        self.fine_tuned_ = fine_tune and result.kept_trained
         return self
 
-    def _denoising_error(self, X, y):
-        """The training loss (:class:`LevelWeightedMSE`) of the current
-        network on fixed noisy pairs, in eval mode."""
-        module = self.net_.module_
-        device = self._inference_device()
-        loss, total = LevelWeightedMSE(), 0.0
-        was_training = module.training
-        module.eval()
-        try:
-            with torch.no_grad():
-                for start in range(0, len(X), self.batch_size):
-                    xb = torch.as_tensor(X[start:start + self.batch_size], device=device)
-                    yb = torch.as_tensor(y[start:start + self.batch_size], device=device)
-                    total += float(loss(module(xb), yb, xb[:, 1, 0, 0])) * len(xb)
-        finally:
-            module.train(was_training)
-        return total / len(X)
+    def _noisy_pairs(self, clean):
+        """A fixed draw of noisy versions of ``clean`` (every noise level of
+        training): the held-out pairs of early stopping and keep-better."""
+        return _simulate_noisy(np.random.RandomState(self._seed + 1),
+                               max(4 * len(clean), 32), clean=clean,
+                               sigma_max=SIGMA_MAX)
 
     def _validate_images(self, X, *, reset):
-        """Rows of clean images (2-D) or a stack of images (3-D); after fit,
-        a stack may have any image size (the denoiser is convolutional)."""
-        if hasattr(X, "ndim") and X.ndim == 3:
-            given = tuple(X.shape[1:])
-            rows = np.asarray(X).reshape(len(X), -1)
-            if reset:
-                X = self._validate_X(rows, reset=True)
-                shape = self._resolve_shape(X.shape[1], given)
-            else:
-                check_is_fitted(self)
-                X, shape = check_array(rows, dtype=(np.float64, np.float32),
-                                       ensure_all_finite=True), given
-        else:
-            X = self._validate_X(X, reset=reset)
-            shape = self._resolve_shape(X.shape[1]) if reset else self.image_shape_
-        warn_if_out_of_range(X, "X (clean images)", self)
-        return X, shape
+        """Clean images as rows and their shape (the input of ``fit``,
+        ``score`` and ``simulate``); after ``fit``, an ``(n, h, w)`` stack
+        may have any image size (the denoisers are convolutional)."""
+        if not hasattr(X, "ndim") and hasattr(X, "__array__"):
+            # an array-like that refuses NumPy's functions (np.ndim, which
+            # check_images calls) converts to an array
+            X = np.asarray(X)
+        if reset:
+            X = self._shaped_by_operator(X)
+        rows, shape, _ = check_images(self, X, reset=reset, any_size=True,
+                                      images_only=True)
+        warn_if_out_of_range(rows, "X (clean images)", self)
+        return rows, shape
+
+    def _shaped_by_operator(self, X):
+        """Flattened rows as images of the shape the operator fixes (its
+        mask), when ``image_shape`` is None and the rows have its size:
+        such an operator says what ``image_shape`` would."""
+        fixed = getattr(self._operator(), "image_shape", None)
+        if self.image_shape is not None or fixed is None or sparse.issparse(X):
+            return X
+        try:
+            shape = np.shape(X)
+        except ValueError:  # ragged lists: check_images says so
+            return X
+        if len(shape) != 2 or shape[1] != int(np.prod(fixed)):
+            return X
+        return np.asarray(X).reshape(shape[0], *fixed)
+
+    def score(self, X, y=None):
+        # RestorerMixin.score imports ``.metrics`` from inside ``_base``
+        # (ModuleNotFoundError); this stands in until it reads ``..metrics``
+        from .metrics import psnr
+
+        check_is_fitted(self)
+        clean, shape = self._validate_images(X, reset=False)
+        observed = self.simulate(X, random_state=check_random_state(
+            0 if self.random_state is None else self.random_state))
+        restored, _ = self._restore(observed, shape)
+        return float(np.mean(psnr(clean.reshape(-1, *shape), restored,
+                                  data_range=1.0, per_image=True)))
+
+    score.__doc__ = RestorerMixin.score.__doc__
 
     # ----- transform -------------------------------------------------------------
     def _denoiser(self):
@@ -457,7 +407,9 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
         check_is_fitted(self)
         self._check_params()
         operator = self._operator()
-        layout_images = hasattr(Y, "ndim") and Y.ndim >= 3
+        if not hasattr(Y, "shape") and not sparse.issparse(Y):
+            Y = np.asarray(Y)
+        layout_images = len(Y.shape) >= 3
         if layout_images:
             shape_for = getattr(operator, "image_shape_for", None)
             image_shape = (shape_for(Y.shape[1:]) if shape_for
@@ -465,17 +417,17 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
             obs_shape = self._observation_shape(image_shape)
             if tuple(Y.shape[1:]) != obs_shape:
                 raise ValueError(
-                    f"Y has observations of shape {tuple(Y.shape[1:])} but the "
+                    f"X has observations of shape {tuple(Y.shape[1:])} but the "
                     f"operator {operator!r} gives observations of shape "
                     f"{obs_shape} for images of shape {image_shape}."
                 )
-            Y_arr = np.asarray(Y).reshape(len(Y), -1)
+            Y_arr = np.asarray(Y).reshape(Y.shape[0], int(np.prod(obs_shape)))
         else:
             image_shape = self.image_shape_
             obs_shape = self._observation_shape(image_shape)
             Y_arr = Y
         Y_arr = check_array(Y_arr, dtype=(np.float64, np.float32),
-                            ensure_all_finite=True, input_name="Y")
+                            ensure_all_finite=True, input_name="X")
         if obs_shape == tuple(image_shape):  # observations in the image domain
             warn_if_out_of_range(Y_arr, "X (observed images)", self)
         size = int(np.prod(obs_shape))
@@ -485,12 +437,14 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
                 f"{size} features as input (observations of shape {obs_shape} "
                 f"of images of shape {image_shape})."
             )
+        if not Y_arr.flags.writeable:
+            Y_arr = Y_arr.copy()
         return Y_arr.reshape(len(Y_arr), *obs_shape), image_shape, layout_images
 
     def _restore(self, Y, image_shape, *, reference=None, callback=None):
         """Restore validated observations ``(n, *obs_shape)``; returns the
         images ``(n, h, w)`` and the history dict."""
-        dtype = torch.float64 if Y.dtype == np.float64 else torch.float32
+        dtype = torch_dtype(Y)
         device = resolve_device(getattr(self, "device_", self.device))
         if self.net_ is not None:
             device = str(self._inference_device())

@@ -562,7 +562,7 @@ def test_one_dimensional_rows():
     t = np.linspace(0, 1, 40)
     X = (np.sin(2 * np.pi * rng.rand(30, 1) * 3 * t) > 0).astype(float)
     noisy = X + 0.1 * rng.standard_normal(X.shape)
-    est = PnPRestorer(denoiser="tv", noise_level=0.1).fit(X)
+    est = PnPRestorer(denoiser="tv", noise_level=0.1, image_shape=(1, 40)).fit(X)
     assert est.image_shape_ == (1, 40)
     out = est.transform(noisy)
     assert out.shape == X.shape
@@ -670,7 +670,7 @@ def test_default_fine_tunes_the_shipped_prior_and_keeps_the_better():
 
     X = extract_patches(load_images("train"), 24, 24, random_state=0)
     assert PnPRestorer().pretrained is True
-    with pytest.warns(UserWarning, match="did not beat the shipped CNN prior"):
+    with pytest.warns(UserWarning, match="did not improve on the shipped CNN prior"):
         est = PnPRestorer(max_epochs=1, lr=1.0, random_state=0).fit(X)
     assert est.fine_tuned_ is False
     shipped = _shipped_weights(PRETRAINED)
@@ -696,3 +696,99 @@ def test_images_far_outside_unit_range_warn():
         mri = PnPRestorer(SubsampledFourier(cartesian_mask((16, 16), 2)),
                           denoiser="tv").fit(X)
         mri.transform(40 * mri.simulate(X))  # k-space: any scale
+
+
+# ----- image input, parameters, fitted state -------------------------------------
+def test_image_input_contradictions_raise():
+    """An image_shape that contradicts 3-D input, zero images, and flattened
+    images without image_shape raise ValueErrors naming the problem (they
+    were reshaped, a NumPy error, and 1 x n images)."""
+    X = np.random.RandomState(0).rand(3, 16, 16)
+    with pytest.raises(ValueError, match="image_shape"):
+        PnPRestorer(denoiser="tv", image_shape=(8, 32)).fit(X)
+    with pytest.raises(ValueError, match="image_shape"):
+        PnPRestorer(denoiser="tv").fit(X.reshape(3, -1))
+    for empty in (X[:0], np.zeros((0, 256))):
+        with pytest.raises(ValueError, match="0 sample"):
+            PnPRestorer(denoiser="tv", image_shape=(16, 16)).fit(empty)
+    with pytest.raises(ValueError, match="image_shape"):
+        PnPRestorer(denoiser="tv", image_shape=(256,)).fit(X.reshape(3, -1))
+    est = PnPRestorer(denoiser="tv", image_shape=(16, 16)).fit(X.reshape(3, -1))
+    assert est.image_shape_ == (16, 16)
+    with pytest.raises(ValueError, match="0 sample"):
+        est.transform(X[:0])
+    # rows shorter than a 4 x 4 image are 1-D signals, 1 x n images
+    assert PnPRestorer(denoiser="tv").fit(X[:, 0, :8]).image_shape_ == (1, 8)
+
+
+def test_operator_with_a_mask_gives_the_shape():
+    """Operators with a fixed image shape (a mask) say what image_shape
+    would for flattened rows; a contradiction names the mask."""
+    X = np.random.RandomState(0).rand(3, 16, 16)
+    mri = SubsampledFourier(cartesian_mask((16, 16), 2, random_state=0))
+    est = PnPRestorer(mri, denoiser="tv", n_iter=3).fit(X.reshape(3, -1))
+    assert est.image_shape_ == (16, 16) and est.n_features_in_ == 256
+    assert est.transform(est.simulate(X)).shape == (3, 16, 16)
+    with pytest.raises(ValueError, match="mask"):
+        PnPRestorer(mri, denoiser="tv", image_shape=(8, 32)).fit(X.reshape(3, -1))
+    with pytest.raises(ValueError, match="image_shape"):
+        PnPRestorer(mri, denoiser="tv").fit(X.reshape(6, -1))
+
+
+def test_parameters_are_declared_and_rechecked():
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.estimator_checks import check_param_validation
+
+    check_param_validation("PnPRestorer", PnPRestorer())
+    Y, X = make_degraded_images(GaussianBlur(1.0, 7), 2, patch_size=16, random_state=0)
+    with pytest.raises(NotFittedError):
+        PnPRestorer(denoiser="tv").transform(Y)
+    est = PnPRestorer(GaussianBlur(1.0, 7), denoiser="tv").fit(X)
+    for name, value in (("n_iter", 0), ("algorithm", "bogus"), ("rho", -1.0),
+                        ("self_ensemble", "yes"), ("batch_size", 0)):
+        with pytest.raises(ValueError, match=name):
+            clone_est = copy.deepcopy(est).set_params(**{name: value})
+            clone_est.transform(Y)
+
+
+def test_input_types_work():
+    """Lists, DataFrames (without torch's non-writable warning), integer and
+    float16 images fit and restore."""
+    import warnings
+
+    pd = pytest.importorskip("pandas")
+    rng = np.random.RandomState(0)
+    X = rng.rand(4, 16, 16)
+    rows = X.reshape(4, -1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est = PnPRestorer(denoiser="tv", image_shape=(16, 16), n_iter=2)
+        out = est.fit(pd.DataFrame(rows)).transform(pd.DataFrame(rows))
+        assert out.shape == (4, 256)
+        assert est.fit(X.tolist()).transform(X.tolist()).shape == (4, 16, 16)
+        assert est.fit((X > 0.5).astype(int)).transform(X).dtype == np.float64
+        assert est.fit(X.astype(np.float16)).transform(X).shape == (4, 16, 16)
+    for bad, match in ((X + 1j, "omplex"), (X.reshape(4, 16, 4, 4), "3-D"),
+                       (rows.reshape(-1), "2D|1-D|2-D")):
+        with pytest.raises(ValueError, match=match):
+            PnPRestorer(denoiser="tv").fit(bad)
+
+
+def test_fitted_restorer_holds_no_training_images():
+    """The pickled estimator does not grow with the training set."""
+    import pickle
+
+    X = extract_patches(load_images("train"), 64, 16, random_state=0)
+    sizes = [len(pickle.dumps(PnPRestorer(max_epochs=1, random_state=0).fit(images)))
+             for images in (X[:16], X)]
+    assert sizes[1] < 1.2 * sizes[0]
+
+
+def test_cnn_denoiser_chunks_agree():
+    """The CNN's chunked inference does not depend on the chunk size."""
+    x = torch.rand(5, 12, 10, dtype=torch.float64)
+    module = load_pretrained().module
+    whole = CNNDenoiser(module, batch_size=64)(x, 0.05)
+    np.testing.assert_allclose(CNNDenoiser(module, batch_size=2)(x, 0.05).numpy(),
+                               whole.numpy(), atol=1e-12)
+    assert whole.dtype == torch.float64
