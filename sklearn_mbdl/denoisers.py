@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._base import row_chunks
-from ._base._estimator import _device_of, _module_state
+from ._base import device_of, module_state
 from .prox import soft_threshold
 
 __all__ = [
@@ -155,8 +155,8 @@ class CNNDenoiser:
 
     def __call__(self, x, sigma):
         module = self.module
-        device = _device_of(module)
-        state = _module_state(module, x.dtype)
+        device = device_of(module)
+        state = module_state(module, x.dtype)
         sigma = _sigma_per_sample(sigma, x).to(device)
         out = torch.empty_like(x)
         was_training = module.training

@@ -342,46 +342,12 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
         """Clean images as rows and their shape (the input of ``fit``,
         ``score`` and ``simulate``); after ``fit``, an ``(n, h, w)`` stack
         may have any image size (the denoisers are convolutional)."""
-        if not hasattr(X, "ndim") and hasattr(X, "__array__"):
-            # an array-like that refuses NumPy's functions (np.ndim, which
-            # check_images calls) converts to an array
-            X = np.asarray(X)
-        if reset:
-            X = self._shaped_by_operator(X)
+        # an operator with a fixed mask gives the shape of flat rows
+        fixed = getattr(self._operator(), "image_shape", None) if reset else None
         rows, shape, _ = check_images(self, X, reset=reset, any_size=True,
-                                      images_only=True)
+                                      images_only=True, default_shape=fixed)
         warn_if_out_of_range(rows, "X (clean images)", self)
         return rows, shape
-
-    def _shaped_by_operator(self, X):
-        """Flattened rows as images of the shape the operator fixes (its
-        mask), when ``image_shape`` is None and the rows have its size:
-        such an operator says what ``image_shape`` would."""
-        fixed = getattr(self._operator(), "image_shape", None)
-        if self.image_shape is not None or fixed is None or sparse.issparse(X):
-            return X
-        try:
-            shape = np.shape(X)
-        except ValueError:  # ragged lists: check_images says so
-            return X
-        if len(shape) != 2 or shape[1] != int(np.prod(fixed)):
-            return X
-        return np.asarray(X).reshape(shape[0], *fixed)
-
-    def score(self, X, y=None):
-        # RestorerMixin.score imports ``.metrics`` from inside ``_base``
-        # (ModuleNotFoundError); this stands in until it reads ``..metrics``
-        from .metrics import psnr
-
-        check_is_fitted(self)
-        clean, shape = self._validate_images(X, reset=False)
-        observed = self.simulate(X, random_state=check_random_state(
-            0 if self.random_state is None else self.random_state))
-        restored, _ = self._restore(observed, shape)
-        return float(np.mean(psnr(clean.reshape(-1, *shape), restored,
-                                  data_range=1.0, per_image=True)))
-
-    score.__doc__ = RestorerMixin.score.__doc__
 
     # ----- transform -------------------------------------------------------------
     def _denoiser(self):
@@ -417,9 +383,10 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
             obs_shape = self._observation_shape(image_shape)
             if tuple(Y.shape[1:]) != obs_shape:
                 raise ValueError(
-                    f"X has observations of shape {tuple(Y.shape[1:])} but the "
-                    f"operator {operator!r} gives observations of shape "
-                    f"{obs_shape} for images of shape {image_shape}."
+                    f"X has observations of shape {tuple(Y.shape[1:])} "
+                    f"({Y.ndim - 1}-D) but the operator {operator!r} gives "
+                    f"observations of shape {obs_shape} ({len(obs_shape)}-D) for "
+                    f"images of shape {image_shape}."
                 )
             Y_arr = np.asarray(Y).reshape(Y.shape[0], int(np.prod(obs_shape)))
         else:

@@ -38,7 +38,8 @@ from ._core import (
     torch_seed,
 )
 
-__all__ = ["TrainingProblem", "TrainingResult", "TorchEstimator", "RestorerMixin"]
+__all__ = ["TrainingProblem", "TrainingResult", "TorchEstimator", "RestorerMixin",
+           "module_state", "device_of"]
 
 
 @dataclasses.dataclass
@@ -378,8 +379,8 @@ class TorchEstimator(BaseEstimator):
         """
         module = module if module is not None else self.net_.module_
         dtype = torch_dtype(X)
-        state = _module_state(module, dtype)
-        device = _device_of(module)
+        state = module_state(module, dtype)
+        device = device_of(module)
         forward = forward or _plain_forward
         results = None
         was_training = module.training
@@ -402,10 +403,10 @@ class TorchEstimator(BaseEstimator):
 
     def _module_state(self, dtype):
         """The trained module's parameters and buffers cast to ``dtype``."""
-        return _module_state(self.net_.module_, dtype)
+        return module_state(self.net_.module_, dtype)
 
     def _inference_device(self):
-        return _device_of(self.net_.module_)
+        return device_of(self.net_.module_)
 
     def __setstate__(self, state):
         # a model trained on a GPU loads on a CPU-only machine: skorch maps
@@ -484,7 +485,7 @@ def _loss_of(net, X, y):
     """The net's own loss (its ``get_loss``, which may read the inputs) on
     ``(X, y)`` in eval mode, by batches: skorch's validation loss."""
     module = net.module_
-    device = _device_of(module)
+    device = device_of(module)
     total, size = 0.0, max(int(net.batch_size), 1)
     was_training = module.training
     module.eval()
@@ -501,7 +502,7 @@ def _loss_of(net, X, y):
     return error if np.isfinite(error) else np.inf
 
 
-def _module_state(module, dtype):
+def module_state(module, dtype):
     """``module``'s parameters and buffers cast to ``dtype``: with
     :func:`torch.func.functional_call` inference runs in the input's dtype
     without changing the fitted module."""
@@ -511,7 +512,8 @@ def _module_state(module, dtype):
             for k, v in state.items()}
 
 
-def _device_of(module):
+def device_of(module):
+    """The device of ``module``'s tensors (CPU when it has none)."""
     tensor = next(iter(module.parameters()), None)
     if tensor is None:
         tensor = next(iter(module.buffers()), None)

@@ -55,7 +55,7 @@ def _ndim(X):
 
 
 def check_images(estimator, X, *, reset, any_size=False, images_only=False,
-                 input_name="X"):
+                 default_shape=None, input_name="X"):
     """Validate image input; return ``(rows, shape, stacked)``.
 
     Parameters
@@ -71,6 +71,9 @@ def check_images(estimator, X, *, reset, any_size=False, images_only=False,
         (convolutional estimators).
     images_only : bool
         1-D signals are refused (the estimator needs 2-D images).
+    default_shape : tuple, optional
+        The shape of flat rows of that many pixels when ``image_shape`` is
+        None (an operator with a fixed mask says what it would be).
     input_name : str
         The name of ``X`` in messages.
 
@@ -127,6 +130,8 @@ def check_images(estimator, X, *, reset, any_size=False, images_only=False,
                     f"image_shape={given} has {int(np.prod(given))} pixels but "
                     f"{input_name} has {n_features} features per row.")
             shape = given
+        elif default_shape is not None and int(np.prod(default_shape)) == n_features:
+            shape = tuple(int(n) for n in default_shape)
         elif n_features >= _MIN_IMAGE_FEATURES:
             side = int(round(np.sqrt(n_features)))
             hint = (f"image_shape=({side}, {side}) for {side} x {side} images, "
