@@ -19,6 +19,7 @@ from .._base import (
     TrainingProblem,
     check_images,
     check_number_or_range,
+    random_symmetries,
     warn_if_out_of_range,
 )
 from ..operators import MOTION_MODELS, decimation_factors
@@ -41,14 +42,7 @@ def _simulate_training(rng, n_samples, *, clean, **camera):
     """Training pairs: random clean images (flipped at random, transposed
     when square) and their bursts through random cameras."""
     which = rng.randint(len(clean), size=n_samples)
-    images = clean[which].astype(np.float64)
-    flip = rng.rand(n_samples) < 0.5
-    images[flip] = images[flip, :, ::-1]
-    flip = rng.rand(n_samples) < 0.5
-    images[flip] = images[flip, ::-1, :]
-    if images.shape[1] == images.shape[2]:
-        turn = rng.rand(n_samples) < 0.5
-        images[turn] = images[turn].transpose(0, 2, 1)
+    images = random_symmetries(rng, clean[which].astype(np.float64))
     bursts, _ = _draw_bursts(rng, images, **camera)
     return bursts.astype(np.float32), images.astype(np.float32)
 
