@@ -867,16 +867,22 @@ def _garbage(draw):
     return X
 
 
+# fixed shapes that once broke estimators, then random garbage
+_GARBAGE_EXAMPLES = (np.zeros((0, H, W)), np.zeros((0, 0, 0)), np.ones((1, 1, 1)),
+                     np.ones((2, 1, 1, 1)), np.float64(0.5), -np.ones((2, H, W)))
+
+
+def _on_garbage(test):
+    """Run ``test(name, X)`` on the fixed examples and on random garbage."""
+    test = given(X=_garbage())(test)
+    for X in reversed(_GARBAGE_EXAMPLES):
+        test = example(X=X)(test)
+    return settings(max_examples=20, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture])(test)
+
+
 @pytest.mark.parametrize("name", NAMES)
-@settings(max_examples=20, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@example(X=np.zeros((0, H, W)))
-@example(X=np.zeros((0, 0, 0)))
-@example(X=np.ones((1, 1, 1)))
-@example(X=np.ones((2, 1, 1, 1)))
-@example(X=np.float64(0.5))
-@example(X=-np.ones((2, H, W)))
-@given(X=_garbage())
+@_on_garbage
 def test_random_garbage_at_inference(name, X):
     """Arrays of random shape and content given to the inference method:
     any outcome but a ValueError/TypeError naming the input is a bug."""
@@ -895,15 +901,7 @@ def test_random_garbage_at_inference(name, X):
 
 
 @pytest.mark.parametrize("name", NAMES)
-@settings(max_examples=20, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@example(X=np.zeros((0, H, W)))
-@example(X=np.zeros((0, 0, 0)))
-@example(X=np.ones((1, 1, 1)))
-@example(X=np.ones((2, 1, 1, 1)))
-@example(X=np.float64(0.5))
-@example(X=-np.ones((2, H, W)))
-@given(X=_garbage())
+@_on_garbage
 def test_random_garbage_at_fit(name, X):
     """The same at ``fit`` (with labels or angles of the right length)."""
     spec = SPECS[name]
