@@ -165,7 +165,7 @@ def random_symmetries(rng, images):
     images' statistics unchanged. ``images`` ``(n, h, w)`` is modified in
     place and returned."""
     n = len(images)
-    for axis in (1, 2):
+    for axis in (2, 1):   # (left-right first: the order PnP and Burst drew in)
         draw = rng.rand(n) < 0.5
         images[draw] = np.flip(images[draw], axis=axis)
     if images.shape[1] == images.shape[2]:
