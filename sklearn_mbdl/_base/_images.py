@@ -43,8 +43,6 @@ def normalize_image_shape(image_shape):
 
 
 def _ndim(X):
-    if not hasattr(X, "ndim") and hasattr(X, "__array__"):
-        X = np.asarray(X)   # (array-likes that refuse np.ndim)
     ndim = getattr(X, "ndim", None)
     if ndim is None:
         try:
@@ -90,7 +88,7 @@ def check_images(estimator, X, *, reset, any_size=False, images_only=False,
     if not reset:
         check_is_fitted(estimator)
     if not hasattr(X, "ndim") and hasattr(X, "__array__"):
-        X = np.asarray(X)
+        X = np.asarray(X)   # (array-likes that refuse np.ndim)
     ndim = _ndim(X)
     given = normalize_image_shape(estimator.image_shape) if reset else None
     fitted = None if reset else tuple(estimator.image_shape_)
