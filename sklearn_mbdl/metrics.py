@@ -16,6 +16,18 @@ __all__ = [
 ]
 
 
+def _float_pair(reference, estimate):
+    """``reference`` and ``estimate`` as float64 arrays of one shape."""
+    reference = np.asarray(reference, dtype=np.float64)
+    estimate = np.asarray(estimate, dtype=np.float64)
+    if reference.shape != estimate.shape:
+        raise ValueError(
+            f"reference and estimate shapes differ: {reference.shape} and "
+            f"{estimate.shape}."
+        )
+    return reference, estimate
+
+
 def nmse_db(reference, estimate):
     """Normalised mean squared error in decibels.
 
@@ -33,6 +45,7 @@ def nmse_db(reference, estimate):
     Returns
     -------
     float
+        The error energy relative to the reference's, in dB.
 
     Examples
     --------
@@ -40,13 +53,7 @@ def nmse_db(reference, estimate):
     >>> round(nmse_db([1.0, 0.0], [1.1, 0.0]), 2)
     -20.0
     """
-    reference = np.asarray(reference, dtype=np.float64)
-    estimate = np.asarray(estimate, dtype=np.float64)
-    if reference.shape != estimate.shape:
-        raise ValueError(
-            f"reference and estimate shapes differ: {reference.shape} and "
-            f"{estimate.shape}."
-        )
+    reference, estimate = _float_pair(reference, estimate)
     energy = np.sum(reference ** 2)
     if energy == 0:
         raise ValueError("nmse_db is undefined for an all-zero reference.")
@@ -84,13 +91,7 @@ def psnr(reference, estimate, *, data_range=None, per_image=False):
     >>> round(psnr(np.zeros(4), np.full(4, 0.1), data_range=1.0), 2)
     20.0
     """
-    reference = np.asarray(reference, dtype=np.float64)
-    estimate = np.asarray(estimate, dtype=np.float64)
-    if reference.shape != estimate.shape:
-        raise ValueError(
-            f"reference and estimate shapes differ: {reference.shape} and "
-            f"{estimate.shape}."
-        )
+    reference, estimate = _float_pair(reference, estimate)
     if not (np.all(np.isfinite(reference)) and np.all(np.isfinite(estimate))):
         raise ValueError("psnr needs finite inputs; found NaN or infinity.")
     if per_image:
@@ -147,6 +148,8 @@ def symbol_error_rate(y_true, y_pred, *, sample_weight=None):
     Returns
     -------
     float
+        The fraction of wrong symbols, in [0, 1] (weighted by the samples'
+        weights when given).
 
     Examples
     --------
@@ -170,9 +173,9 @@ def bit_error_rate(y_true, y_pred, *, alphabet=None, sample_weight=None):
     Parameters
     ----------
     y_true : array-like of shape (n_samples,) or (n_samples, n_tx)
-        Transmitted symbols.
+        Transmitted symbols, values of ``alphabet``.
     y_pred : array-like of the same shape
-        Detected symbols.
+        Detected symbols, values of ``alphabet``.
     alphabet : array-like, optional
         The sorted alphabet; by default the values found in ``y_true`` and
         ``y_pred``.
@@ -181,6 +184,7 @@ def bit_error_rate(y_true, y_pred, *, alphabet=None, sample_weight=None):
     Returns
     -------
     float
+        The fraction of wrong bits, in [0, 1].
 
     Examples
     --------
@@ -265,6 +269,7 @@ def snr_at(image, position, fwhm):
     Returns
     -------
     float
+        The S/N; ``inf`` when the reference apertures all hold the same flux.
 
     Examples
     --------
