@@ -64,6 +64,8 @@ def to_high_res(motions, *, model="translation", scale=2, image_shape):
     Parameters
     ----------
     motions : torch.Tensor of shape (..., k)
+        Motions in frame pixels (and radians), as :func:`estimate_motion`
+        gives them.
     model : {"translation", "euclidean", "affine"}, default="translation"
     scale : int, default=2
     image_shape : tuple of int
@@ -72,6 +74,9 @@ def to_high_res(motions, *, model="translation", scale=2, image_shape):
     Returns
     -------
     torch.Tensor of shape (..., k)
+        The ``params`` of :func:`~sklearn_mbdl.operators.warp` and
+        :class:`~sklearn_mbdl.operators.BurstOperator`, in high-resolution
+        pixels.
 
     Examples
     --------
@@ -89,20 +94,24 @@ def to_low_res(params, *, model="translation", scale=2, image_shape):
     Parameters
     ----------
     params : torch.Tensor of shape (..., k)
-    model : {"translation", "euclidean", "affine"}, default="translation"
-    scale : int, default=2
-    image_shape : tuple of int
+        Parameters of the formation model's warp, in high-resolution pixels.
+    model, scale, image_shape
+        As in :func:`to_high_res`.
 
     Returns
     -------
     torch.Tensor of shape (..., k)
+        The motions in frame pixels.
 
     Examples
     --------
     >>> import torch
-    >>> from sklearn_mbdl.burst import to_low_res
-    >>> to_low_res(torch.tensor([1.0, -2.0]), scale=2, image_shape=(32, 32))
-    tensor([ 0.5000, -1.0000])
+    >>> from sklearn_mbdl.burst import to_high_res, to_low_res
+    >>> motions = torch.tensor([0.5, -1.0, 0.1])   # (dx, dy, theta)
+    >>> params = to_high_res(motions, model="euclidean", image_shape=(31, 32))
+    >>> back = to_low_res(params, model="euclidean", image_shape=(31, 32))
+    >>> bool(torch.allclose(back, motions))
+    True
     """
     return _convert(torch.as_tensor(params), model, scale, image_shape, False)
 
