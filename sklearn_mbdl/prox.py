@@ -72,10 +72,8 @@ def prox_l1(x, threshold, positive=False, *, out=None):
 
     Parameters
     ----------
-    x : torch.Tensor
-        Input of any shape.
-    threshold : float or torch.Tensor
-        Non-negative threshold, broadcast against ``x``.
+    x, threshold
+        As in :func:`soft_threshold`.
     positive : bool, default=False
         Also project on ``x >= 0``.
     out : torch.Tensor, optional

@@ -197,12 +197,8 @@ class DCEA(nn.Module):
 
         Parameters
         ----------
-        codes : torch.Tensor of shape (n, C, \\*code_shape)
-        offset : torch.Tensor
-            ``b``, broadcast against the signals.
-        signal_shape : tuple of int, optional
-            Shape of the signals; the training shape by default (the
-            network is convolutional and runs on any size).
+        codes, offset, signal_shape
+            As in :meth:`decode` (e.g. what :meth:`encode` returns).
 
         Returns
         -------
