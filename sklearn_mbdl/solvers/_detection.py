@@ -154,7 +154,7 @@ def mmse(X, H, noise_var, points):
     Returns
     -------
     torch.Tensor of shape (n_samples, n_tx)
-        Soft estimates.
+        Soft estimates, regularised towards the mean symbol ``mu``.
 
     Examples
     --------
@@ -300,7 +300,8 @@ def projected_gradient(X, H, points, *, n_iter=30, step=1.0, softness=1.0,
     Returns
     -------
     torch.Tensor of shape (n_samples, n_tx)
-        Soft estimates.
+        The last iterate, inside the alphabet's range;
+        :func:`~sklearn_mbdl.prox.nearest_point` makes it hard decisions.
 
     Examples
     --------
