@@ -80,6 +80,7 @@ def estimate_noise_level(bursts):
     Returns
     -------
     torch.Tensor of shape (n,)
+        The noise level of each burst, in the units of its pixel values.
 
     Examples
     --------

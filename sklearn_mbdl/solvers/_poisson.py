@@ -185,6 +185,7 @@ def exponential_family_nll(X, eta, distribution="poisson"):
     Returns
     -------
     torch.Tensor of shape (n_samples,)
+        The negative log-likelihood of each signal, summed over its entries.
 
     Examples
     --------
@@ -222,6 +223,8 @@ def exponential_family_objective(X, codes, operator, alpha, distribution="poisso
     Returns
     -------
     torch.Tensor of shape (n_samples,)
+        The objective of each signal, which :func:`poisson_proximal_gradient`
+        decreases.
 
     Examples
     --------
