@@ -130,6 +130,8 @@ class ImageOperator(LinearOperator):
         Returns
         -------
         tuple of int
+            The image's shape here; operators that change it override this
+            method.
         """
         return tuple(image_shape)
 
@@ -155,7 +157,7 @@ class ImageOperator(LinearOperator):
         Parameters
         ----------
         image_shape : tuple of int
-            ``(h, w)``.
+            ``(h, w)`` of the images the operator is to be applied to.
 
         Returns
         -------
