@@ -57,6 +57,7 @@ def decimation_factors(image_shape, scale):
     Returns
     -------
     tuple of int
+        ``(fy, fx)``, the factors along rows and columns.
 
     Examples
     --------
@@ -85,6 +86,7 @@ def gaussian_filter(images, sigma):
     Returns
     -------
     torch.Tensor of shape (..., h, w)
+        The blurred images, in the dtype of ``images``.
 
     Examples
     --------
@@ -93,17 +95,44 @@ def gaussian_filter(images, sigma):
     >>> gaussian_filter(torch.ones(2, 5, 7), 1.0).allclose(torch.ones(2, 5, 7))
     True
     """
+    return _separable_gaussian(images, sigma, adjoint=False)
+
+
+def _replicate_pad_adjoint(y, r, dim):
+    """Adjoint of replicate padding by ``r`` on both ends of ``dim``."""
+    n = y.shape[dim]
+    core = y.narrow(dim, r, n - 2 * r).clone()
+    first = y.narrow(dim, 0, r + 1).sum(dim, keepdim=True)
+    last = y.narrow(dim, n - r - 1, r + 1).sum(dim, keepdim=True)
+    m = n - 2 * r
+    if m == 1:
+        return first + last - y.narrow(dim, r, 1)
+    index = torch.arange(m, device=y.device)
+    inner = core.index_select(dim, index[1:-1])
+    return torch.cat([first, inner, last], dim=dim)
+
+
+def _separable_gaussian(images, sigma, adjoint):
+    """:func:`gaussian_filter` (a pass along rows, then one along columns,
+    each on replicated borders) or, with ``adjoint=True``, its exact
+    adjoint: the transposed passes in reverse order, each a zero-padded
+    convolution (the kernel is symmetric) with the padding folded back."""
     if sigma <= 0:
         return images
     shape = images.shape
-    h, w = shape[-2:]
-    x = images.reshape(-1, 1, h, w)
+    x = images.reshape(-1, 1, *shape[-2:])
     g = _kernel_1d(float(sigma), x)
     r = (len(g) - 1) // 2
-    if w > 1:
-        x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), g.reshape(1, 1, 1, -1))
-    if h > 1:
-        x = F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), g.reshape(1, 1, -1, 1))
+    for dim in ((2, 3) if adjoint else (3, 2)):
+        if x.shape[dim] == 1:
+            continue
+        pad = (0, 0, r, r) if dim == 2 else (r, r, 0, 0)
+        kernel = g.reshape(1, 1, -1, 1) if dim == 2 else g.reshape(1, 1, 1, -1)
+        if adjoint:
+            x = F.conv2d(F.pad(x, tuple(2 * p for p in pad)), kernel)
+            x = _replicate_pad_adjoint(x, r, dim)
+        else:
+            x = F.conv2d(F.pad(x, pad, mode="replicate"), kernel)
     return x.reshape(shape)
 
 
@@ -129,6 +158,7 @@ def bin_pixels(images, scale):
     Returns
     -------
     torch.Tensor of shape (..., ceil(H / scale), ceil(W / scale))
+        The mean over each cell.
 
     Examples
     --------
@@ -176,6 +206,7 @@ def blur_and_bin(images, scale, blur_sigma):
     Returns
     -------
     torch.Tensor of shape (..., ceil(H / scale), ceil(W / scale))
+        The frames the sensor records, before noise.
 
     Examples
     --------
@@ -208,6 +239,7 @@ def upsample(frames, scale, image_shape=None, *, mode="bicubic"):
     Returns
     -------
     torch.Tensor of shape (..., H, W)
+        The frames interpolated at the high-resolution pixel centres.
 
     Examples
     --------
@@ -233,39 +265,6 @@ def upsample(frames, scale, image_shape=None, *, mode="bicubic"):
     out = F.grid_sample(flat, grid, mode=mode, padding_mode="border",
                         align_corners=False)
     return out.reshape(*lead, H, W)
-
-
-def _replicate_pad_adjoint(y, r, dim):
-    """Adjoint of replicate padding by ``r`` on both ends of ``dim``."""
-    n = y.shape[dim]
-    core = y.narrow(dim, r, n - 2 * r).clone()
-    first = y.narrow(dim, 0, r + 1).sum(dim, keepdim=True)
-    last = y.narrow(dim, n - r - 1, r + 1).sum(dim, keepdim=True)
-    m = n - 2 * r
-    if m == 1:
-        return first + last - y.narrow(dim, r, 1)
-    index = torch.arange(m, device=y.device)
-    inner = core.index_select(dim, index[1:-1])
-    return torch.cat([first, inner, last], dim=dim)
-
-
-def _gaussian_filter_adjoint(images, sigma):
-    """Exact adjoint of :func:`gaussian_filter` (the kernel is symmetric:
-    a zero-padded convolution, then the padding folded back)."""
-    if sigma <= 0:
-        return images
-    shape = images.shape
-    h, w = shape[-2:]
-    y = images.reshape(-1, 1, h, w)
-    g = _kernel_1d(float(sigma), y)
-    r = (len(g) - 1) // 2
-    if h > 1:
-        y = F.conv2d(F.pad(y, (0, 0, 2 * r, 2 * r)), g.reshape(1, 1, -1, 1))
-        y = _replicate_pad_adjoint(y, r, 2)
-    if w > 1:
-        y = F.conv2d(F.pad(y, (2 * r, 2 * r, 0, 0)), g.reshape(1, 1, 1, -1))
-        y = _replicate_pad_adjoint(y, r, 3)
-    return y.reshape(shape)
 
 
 class _BilinearSampling:
@@ -436,8 +435,8 @@ class BurstOperator(ImageOperator):
             zeros = y.new_zeros((y.shape[0], *shape))
             _, pullback = torch.func.vjp(self.forward, zeros)
             return pullback(y)[0]
-        up = _gaussian_filter_adjoint(_bin_pixels_adjoint(y, self.scale, shape),
-                                      self.blur_sigma)
+        up = _separable_gaussian(_bin_pixels_adjoint(y, self.scale, shape),
+                                 self.blur_sigma, adjoint=True)
         return self._sampling(y, shape).adjoint(up)
 
     def __getstate__(self):
