@@ -146,6 +146,8 @@ def warp(images, params, *, model="translation", mode="bilinear", padding="borde
     Returns
     -------
     torch.Tensor of shape (..., h, w)
+        The warped images; the leading axes are those of ``images`` and
+        ``params`` broadcast together.
 
     Examples
     --------
@@ -180,6 +182,8 @@ def rotate(images, angles, *, mode="bilinear", padding="zeros"):
     Returns
     -------
     torch.Tensor of shape (..., h, w)
+        The rotated images; what comes from outside the image is filled as
+        ``padding`` says.
 
     Examples
     --------

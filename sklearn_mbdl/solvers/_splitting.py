@@ -148,6 +148,7 @@ def dpir_schedule(n_iter, sigma_start, sigma_end):
     Returns
     -------
     list of float
+        The ``n_iter`` denoiser levels, geometric down to ``sigma_end``.
 
     Examples
     --------
