@@ -70,6 +70,20 @@ def _change(new, old):
     return diff / new.reshape(new.shape[0], -1).norm(dim=1).clamp(min=1e-12)
 
 
+def _iterate(iteration, x, n_iter, callback):
+    """The loop the three solvers share: ``x <- iteration(k, x)`` for ``k``
+    in ``range(n_iter)``, with each sample's relative change recorded and
+    ``callback(k, x)`` after each iteration."""
+    changes = []
+    for k in range(n_iter):
+        x_new = iteration(k, x)
+        changes.append(_change(x_new, x))
+        x = x_new
+        if callback is not None:
+            callback(k, x)
+    return x, torch.stack(changes)
+
+
 def admm(y, operator, denoiser, *, rho=0.02, noise_level=0.01, n_iter=30,
          x0=None, callback=None):
     """Plug-and-play ADMM.
@@ -123,16 +137,15 @@ def admm(y, operator, denoiser, *, rho=0.02, noise_level=0.01, n_iter=30,
     sigma = noise_level / math.sqrt(rho)
     v = _start(operator, y, x0)
     u = torch.zeros_like(v)
-    changes = []
-    for k in range(n_iter):
+
+    def iteration(k, v):
+        nonlocal u
         s = _data_solve(operator, y, v - u, rho)
         v_new = denoiser(s + u, sigma)
         u = u + s - v_new
-        changes.append(_change(v_new, v))
-        v = v_new
-        if callback is not None:
-            callback(k, v)
-    return v, torch.stack(changes)
+        return v_new
+
+    return _iterate(iteration, v, n_iter, callback)
 
 
 def dpir_schedule(n_iter, sigma_start, sigma_end):
@@ -197,17 +210,21 @@ def hqs(y, operator, denoiser, *, rho=0.23, noise_level=0.01, n_iter=8,
     Returns
     -------
     x : torch.Tensor of shape (n, h, w)
+        The last denoiser output.
     changes : torch.Tensor of shape (n_iter, n)
+        As in :func:`admm`.
 
     Examples
     --------
+    Inpainting half of the pixels with DPIR's default schedule:
+
     >>> import torch
     >>> from sklearn_mbdl.denoisers import TVDenoiser
-    >>> from sklearn_mbdl.operators import GaussianBlur
+    >>> from sklearn_mbdl.operators import Inpainting, random_mask
     >>> from sklearn_mbdl.solvers import hqs
-    >>> A = GaussianBlur(1.0, 7)
     >>> x = torch.zeros(1, 16, 16, dtype=torch.float64); x[:, 4:12, 4:12] = 1
-    >>> restored, changes = hqs(A(x), A, TVDenoiser(), rho=0.05, n_iter=20)
+    >>> A = Inpainting(random_mask((16, 16), 0.5, random_state=0))
+    >>> restored, changes = hqs(A(x), A, TVDenoiser())
     >>> bool((restored - x).norm() < (A(x) - x).norm())
     True
     """
@@ -215,17 +232,13 @@ def hqs(y, operator, denoiser, *, rho=0.23, noise_level=0.01, n_iter=8,
     if not isinstance(sigma_start, numbers.Real) or not sigma_start > 0:
         raise ValueError(f"sigma_start must be a positive number, got {sigma_start!r}.")
     sigma_end = max(noise_level, 1e-6)
-    z = _start(operator, y, x0)
-    changes = []
-    for k, sigma in enumerate(dpir_schedule(n_iter, sigma_start, sigma_end)):
-        rho_k = rho * (sigma_end / sigma) ** 2
-        s = _data_solve(operator, y, z, rho_k)
-        z_new = denoiser(s, sigma)
-        changes.append(_change(z_new, z))
-        z = z_new
-        if callback is not None:
-            callback(k, z)
-    return z, torch.stack(changes)
+    sigmas = dpir_schedule(n_iter, sigma_start, sigma_end)
+
+    def iteration(k, z):
+        rho_k = rho * (sigma_end / sigmas[k]) ** 2
+        return denoiser(_data_solve(operator, y, z, rho_k), sigmas[k])
+
+    return _iterate(iteration, _start(operator, y, x0), n_iter, callback)
 
 
 def pgd(y, operator, denoiser, *, rho=1.0, noise_level=0.01, n_iter=30,
@@ -256,17 +269,21 @@ def pgd(y, operator, denoiser, *, rho=1.0, noise_level=0.01, n_iter=30,
     Returns
     -------
     x : torch.Tensor of shape (n, h, w)
+        The last iterate (a denoiser output).
     changes : torch.Tensor of shape (n_iter, n)
+        As in :func:`admm`.
 
     Examples
     --------
+    With a projection as the denoiser, PGD is projected gradient descent;
+    here onto the images with values in [0, 1]:
+
     >>> import torch
-    >>> from sklearn_mbdl.denoisers import TVDenoiser
     >>> from sklearn_mbdl.operators import GaussianBlur
     >>> from sklearn_mbdl.solvers import pgd
     >>> A = GaussianBlur(1.0, 7)
     >>> x = torch.zeros(1, 16, 16, dtype=torch.float64); x[:, 4:12, 4:12] = 1
-    >>> restored, changes = pgd(A(x), A, TVDenoiser(), rho=0.1, n_iter=20)
+    >>> restored, changes = pgd(A(x), A, lambda z, sigma: z.clamp(0, 1), n_iter=50)
     >>> bool((restored - x).norm() < (A(x) - x).norm())
     True
     """
@@ -276,12 +293,9 @@ def pgd(y, operator, denoiser, *, rho=1.0, noise_level=0.01, n_iter=30,
         lipschitz = operator.lipschitz(tuple(x.shape[1:]))
         step = 1.0 / lipschitz if lipschitz > 0 else 1.0
     sigma = noise_level / math.sqrt(rho)
-    changes = []
-    for k in range(n_iter):
+
+    def iteration(k, x):
         gradient = operator.adjoint(operator.forward(x) - y)
-        x_new = denoiser(x - step * gradient, sigma)
-        changes.append(_change(x_new, x))
-        x = x_new
-        if callback is not None:
-            callback(k, x)
-    return x, torch.stack(changes)
+        return denoiser(x - step * gradient, sigma)
+
+    return _iterate(iteration, x, n_iter, callback)
