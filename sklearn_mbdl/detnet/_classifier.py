@@ -137,15 +137,10 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         self.hidden_size = hidden_size
         self.latent_size = latent_size
         self.residual = residual
-        self.max_epochs = max_epochs
-        self.lr = lr
-        self.batch_size = batch_size
-        self.augmentation = augmentation
-        self.validation_fraction = validation_fraction
         self.list_users = list_users
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+        super().__init__(max_epochs=max_epochs, lr=lr, batch_size=batch_size,
+                         augmentation=augmentation, validation_fraction=validation_fraction,
+                         device=device, random_state=random_state, verbose=verbose)
 
     _parameter_constraints = {
         "channel": ["array-like", None],

@@ -79,7 +79,7 @@ class MIMODetector(_DetectorMixin, TorchEstimator):
         self.method = method
         self.channel = channel
         self.noise_var = noise_var
-        self.verbose = verbose
+        super().__init__(verbose=verbose)
 
     _parameter_constraints = {
         "method": [StrOptions({"zf", "mmse", "mmse_sic", "ml"})],
