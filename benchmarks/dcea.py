@@ -45,6 +45,7 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 from skimage.restoration import denoise_tv_chambolle
+from skimage.util import montage
 
 from sklearn_mbdl import DCEAEstimator
 from sklearn_mbdl._base import torch_seed
@@ -408,14 +409,8 @@ def write_report(args, rows, lines, figure_images, params, tuned, tile_rows=(),
     for j in range(len(cols)):
         axes[-1, j].axis("off")
     for j, (name, est) in enumerate(last.items()):
-        filters = est.components_
-        n = int(np.ceil(np.sqrt(len(filters))))
-        k = filters.shape[-1]
-        tile = np.full((n * (k + 1), n * (k + 1)), np.nan)
-        for c, f in enumerate(filters):
-            r, q = divmod(c, n)
-            tile[r * (k + 1):r * (k + 1) + k, q * (k + 1):q * (k + 1) + k] = f
-        axes[-1, j].imshow(tile, cmap="RdBu_r")
+        tiled = montage(est.components_, fill=np.nan, padding_width=1)
+        axes[-1, j].imshow(tiled, cmap="RdBu_r")
         axes[-1, j].set_title(f"{name} filters (peak {peaks[-1]})", fontsize=9)
     for ax in axes.ravel():
         ax.set_xticks([])

@@ -36,6 +36,7 @@ their model-based twin (see ``benchmarks/results/dcea.md``).
 import matplotlib.pyplot as plt
 import numpy as np
 from skimage.restoration import denoise_tv_chambolle
+from skimage.util import montage
 
 from sklearn_mbdl import DCEAEstimator
 from sklearn_mbdl.datasets import load_images, make_poisson_images
@@ -94,25 +95,15 @@ fig.tight_layout()
 # -------------------
 # ``components_`` holds the decoder's filters (unit norm). They started as
 # random windows of the training patches (``initial_components_``, the
-# dictionary of the model-based twin).
-
-
-def tile(filters):
-    n = int(np.ceil(np.sqrt(len(filters))))
-    k = filters.shape[-1]
-    out = np.full((n * (k + 1), n * (k + 1)), np.nan)
-    for c, f in enumerate(filters):
-        r, q = divmod(c, n)
-        out[r * (k + 1):r * (k + 1) + k, q * (k + 1):q * (k + 1) + k] = f
-    return out
-
+# dictionary of the model-based twin); scikit-image's ``montage`` tiles
+# them with a blank pixel between filters.
 
 fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
 panels = [("initial", models["DCEA-C"].initial_components_),
           ("DCEA-C decoder", models["DCEA-C"].components_),
           ("DCEA-UC encoder", models["DCEA-UC"].encoder_components_)]
 for ax, (title, filters) in zip(axes, panels):
-    ax.imshow(tile(filters), cmap="RdBu_r")
+    ax.imshow(montage(filters, fill=np.nan, padding_width=1), cmap="RdBu_r")
     ax.set_title(title)
     ax.axis("off")
 fig.tight_layout()

@@ -3,12 +3,13 @@
 The tour runs every method of the toolkit on its built-in problem and prints
 one block per method, within 100 columns: the task, the model-based
 baseline's figure, the learned method's figure, the time it took and, in
-words, what the figures show. Each method adds its block by adding a
-function to ``TOUR`` that returns ``method``, ``task``, ``baseline``,
+words, what the figures show. Each method adds its block with a function
+decorated by ``_step(method, task)`` that returns ``baseline``,
 ``learned`` and ``verdict``.
 """
 
 import argparse
+import functools
 import sys
 import textwrap
 import time
@@ -36,6 +37,26 @@ def _db_verdict(gain, ours, theirs, what="better"):
             "here: it does not beat its baseline on this problem.")
 
 
+#: the tour's steps, in order (added by :func:`_step`)
+TOUR = []
+
+
+def _step(method, task):
+    """Add a method's block to ``TOUR``: the decorated function runs the
+    method's problem and returns its ``baseline``, ``learned`` and
+    ``verdict``; the step returns them with ``method`` and ``task``."""
+    def register(run):
+        @functools.wraps(run)
+        def step():
+            return dict(method=method, task=task, **run())
+
+        TOUR.append(step)
+        return step
+
+    return register
+
+
+@_step("SparseCoder", "lasso codes, 3000 x 64 signals, 256 atoms")
 def _tour_sparse_coding():
     """SparseCoder's exact active set against scikit-learn's lasso_cd."""
     from sklearn.decomposition import sparse_encode as sk_sparse_encode
@@ -58,8 +79,6 @@ def _tour_sparse_coding():
     gap = (objective(Z) - objective(Z_cd)) / objective(Z_cd)
     speed = t_cd / t_ours
     return dict(
-        method="SparseCoder",
-        task="lasso codes, 3000 x 64 signals, 256 atoms",
         baseline=f"sklearn lasso_cd: objective {objective(Z_cd):.6f} in {t_cd:.2f} s",
         learned=f"active set: objective {objective(Z):.6f} in {t_ours:.2f} s",
         verdict=f"The exact solver reaches scikit-learn's objective (relative "
@@ -67,6 +86,8 @@ def _tour_sparse_coding():
     )
 
 
+@_step("LISTATransformer",
+       "lasso codes in 16 steps, held-out rows (NMSE to the exact codes)")
 def _tour_lista():
     """LISTA (16 layers) against FISTA with 16 iterations on held-out rows."""
     import torch
@@ -88,8 +109,6 @@ def _tour_lista():
     base = nmse_db(reference, Z_fista.numpy())
     ours = nmse_db(reference, lista.transform(X_test))
     return dict(
-        method="LISTATransformer",
-        task="lasso codes in 16 steps, held-out rows (NMSE to the exact codes)",
         baseline=f"FISTA, 16 iterations: NMSE {base:.1f} dB",
         learned=f"LISTA, 16 layers: NMSE {ours:.1f} dB",
         verdict=_db_verdict(base - ours, "LISTA", "16 FISTA iterations",
@@ -97,6 +116,7 @@ def _tour_lista():
     )
 
 
+@_step("DCEAEstimator", "Poisson denoising at peak 4, 16 test crops 64 x 64 (PSNR)")
 def _tour_dcea():
     """DCEA-UC against its model-based twin on Poisson images at peak 4."""
     import torch
@@ -129,8 +149,6 @@ def _tour_dcea():
         verdict += (" DCEA's targets are not met on these pictures (see "
                     "benchmarks/RESULTS.md).")
     return dict(
-        method="DCEAEstimator",
-        task="Poisson denoising at peak 4, 16 test crops 64 x 64 (PSNR)",
         baseline=f"15 prox-grad steps, initial filters: {base:.2f} dB "
                  f"(noisy {psnr(truth, noisy / 4, data_range=1):.2f} dB)",
         learned=f"DCEA-UC, 15 layers, 10 epochs: {ours:.2f} dB",
@@ -138,6 +156,8 @@ def _tour_dcea():
     )
 
 
+@_step("PnPRestorer",
+       "deblur camera 256 x 256 (blur 1.6 px, noise 0.03), held-out image")
 def _tour_pnp():
     """PnP-ADMM with the shipped CNN denoiser against the same loop with TV."""
     import torch
@@ -159,8 +179,6 @@ def _tour_pnp():
                                n_iter=30).fit(clean)
         scores[name] = psnr(clean, restorer.transform(observed), data_range=1.0)
     return dict(
-        method="PnPRestorer",
-        task="deblur camera 256 x 256 (blur 1.6 px, noise 0.03), held-out image",
         baseline=f"TV-ADMM, 30 iterations: {scores['TV']:.2f} dB "
                  f"(observed {psnr(clean, observed, data_range=1.0):.2f} dB)",
         learned=f"PnP-ADMM, shipped CNN prior: {scores['CNN']:.2f} dB",
@@ -169,6 +187,8 @@ def _tour_pnp():
     )
 
 
+@_step("DetNetClassifier",
+       "8 users x 16 antennas, BPSK, 10 dB (bit error rate, lower is better)")
 def _tour_detnet():
     """DetNet against MMSE and exact ML on 8 x 16 BPSK at 10 dB."""
     from .datasets import make_mimo
@@ -187,8 +207,6 @@ def _tour_detnet():
     ml = symbol_error_rate(y_test, sphere_decoder(X_test, H_test, [-1.0, 1.0]))
     base = 1 - mmse.score(X_test, y_test, channels=H_test)
     return dict(
-        method="DetNetClassifier",
-        task="8 users x 16 antennas, BPSK, 10 dB (bit error rate, lower is better)",
         baseline=f"MMSE: BER {base:.2e} (exact ML {ml:.2e})",
         learned=f"DetNet, 12 layers: BER {plain:.2e}; + list stage of 4: {listed:.2e}",
         verdict=f"DetNet makes {_times(base / max(plain, 1e-12), 'fewer', 'more')} "
@@ -197,6 +215,8 @@ def _tour_detnet():
     )
 
 
+@_step("BurstSuperResolver",
+       "x2 super-resolution, camera 128 x 128, 8 shifted frames, noise 0.01")
 def _tour_burst():
     """Burst super-resolution (scale 2, 8 frames) against bicubic and the TV twin."""
     from .burst import BurstSuperResolver, bicubic
@@ -216,8 +236,6 @@ def _tour_burst():
         scores[prior] = psnr(truth[inner], model.transform(bursts)[inner], data_range=1.0)
     up = psnr(truth[inner], bicubic(bursts, 2)[inner], data_range=1.0)
     return dict(
-        method="BurstSuperResolver",
-        task="x2 super-resolution, camera 128 x 128, 8 shifted frames, noise 0.01",
         baseline=f"bicubic {up:.2f} dB; TV twin {scores['tv']:.2f} dB",
         learned=f"unrolled, motions estimated, 1 short epoch: {scores['cnn']:.2f} dB",
         verdict=_db_verdict(scores["cnn"] - up, "the learned model", "bicubic")
@@ -226,6 +244,8 @@ def _tour_burst():
     )
 
 
+@_step("ExoplanetSeparator",
+       "3 faint companions in a 48 x 64 x 64 ADI cube (S/N, higher is better)")
 def _tour_exoplanet():
     """ExoplanetSeparator against PCA-ADI (best of 3, 5, 10 components) on one
     ADI cube: mean small-sample S/N of the three companions."""
@@ -241,22 +261,12 @@ def _tour_exoplanet():
     flux = sep.flux_map(cube, angles=angles)
     ours = np.mean([snr_at(flux, q, 4.0) for q in xy])
     return dict(
-        method="ExoplanetSeparator",
-        task="3 faint companions in a 48 x 64 x 64 ADI cube (S/N, higher is better)",
         baseline=f"PCA-ADI, best of 3 / 5 / 10 components: mean S/N {pca:.1f}",
         learned=f"unrolled local model: mean S/N {ours:.1f}",
         verdict=f"The separator's companions stand {ours / pca:.2f}x as high "
                 f"above the noise as PCA-ADI's"
                 + (" (below it here)." if ours < pca else "."),
     )
-
-
-TOUR = [_tour_sparse_coding, _tour_lista]
-TOUR.append(_tour_dcea)
-TOUR.append(_tour_pnp)
-TOUR.append(_tour_detnet)
-TOUR.append(_tour_burst)
-TOUR.append(_tour_exoplanet)
 
 
 def _format(row, width=WIDTH):

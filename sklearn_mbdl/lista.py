@@ -274,14 +274,10 @@ class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
         self.tied = tied
         self.n_components = n_components
         self.positive = positive
-        self.max_epochs = max_epochs
-        self.lr = lr
-        self.batch_size = batch_size
-        self.validation_fraction = validation_fraction
-        self.augmentation = augmentation
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+        super().__init__(max_epochs=max_epochs, lr=lr, batch_size=batch_size,
+                         validation_fraction=validation_fraction,
+                         augmentation=augmentation, device=device,
+                         random_state=random_state, verbose=verbose)
 
     _parameter_constraints = {
         "dictionary": ["array-like", None],

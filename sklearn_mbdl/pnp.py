@@ -256,13 +256,9 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
         self.rho = rho
         self.noise_level = noise_level
         self.image_shape = image_shape
-        self.max_epochs = max_epochs
-        self.lr = lr
-        self.batch_size = batch_size
-        self.validation_fraction = validation_fraction
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+        super().__init__(max_epochs=max_epochs, lr=lr, batch_size=batch_size,
+                         validation_fraction=validation_fraction, device=device,
+                         random_state=random_state, verbose=verbose)
 
     def _operator(self):
         return Identity() if self.operator is None else self.operator

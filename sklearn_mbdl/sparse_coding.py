@@ -327,8 +327,7 @@ class SparseCoder(DictionaryTransformerMixin, TorchEstimator):
         self.tol = tol
         self.positive = positive
         self.n_iter = n_iter
-        self.device = device
-        self.random_state = random_state
+        super().__init__(device=device, random_state=random_state)
 
     _parameter_constraints = {
         "dictionary": ["array-like", None],

@@ -334,6 +334,19 @@ MALFORMED = {
 }
 
 
+def _angles_for(case, bad, kw):
+    """``kw`` with angles that agree with the malformed ``bad`` (none for
+    zero samples, one per value of a raveled array), so that only ``X`` is
+    wrong."""
+    if "angles" not in kw:
+        return kw
+    if case == "zero_samples":
+        return {**kw, "angles": kw["angles"][:0]}
+    if case == "ndim_1":
+        return {**kw, "angles": _angles(len(bad))}
+    return kw
+
+
 @pytest.mark.parametrize("case", list(MALFORMED))
 @pytest.mark.parametrize("name", NAMES)
 def test_malformed_fit_input(name, case):
@@ -343,12 +356,8 @@ def test_malformed_fit_input(name, case):
     bad = make_bad(X)
     if case == "zero_samples" and y is not None:
         y = y[:0]
-    if case == "zero_samples" and "angles" in kw:
-        kw = {**kw, "angles": kw["angles"][:0]}
-    if case == "ndim_1" and "angles" in kw:
-        kw = {**kw, "angles": _angles(len(bad))}
     with pytest.raises(error, match=match):
-        _fit(spec, bad, y, kw)
+        _fit(spec, bad, y, _angles_for(case, bad, kw))
 
 
 @pytest.mark.parametrize("case", list(MALFORMED))
@@ -359,12 +368,8 @@ def test_malformed_inference_input(name, case):
     est = _fitted(name)
     X, kw = spec.predict_data(N_PREDICT, 0)
     bad = make_bad(X)
-    if case == "zero_samples" and "angles" in kw:
-        kw = {**kw, "angles": kw["angles"][:0]}
-    if case == "ndim_1" and "angles" in kw:
-        kw = {**kw, "angles": _angles(len(bad))}
     with pytest.raises(error, match=match):
-        _predict(spec, est, bad, kw)
+        _predict(spec, est, bad, _angles_for(case, bad, kw))
 
 
 @pytest.mark.parametrize("stage", ["fit", "inference"])

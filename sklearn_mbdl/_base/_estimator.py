@@ -135,6 +135,20 @@ class TorchEstimator(BaseEstimator):
     # parameter after fit
     _parameter_constraints: dict = {}
 
+    def __init__(self, **shared):
+        """Store the shared parameters a subclass has, unchanged.
+
+        The parameters every trained estimator shares (``max_epochs``,
+        ``lr``, ``batch_size``, ``validation_fraction``, ``augmentation``,
+        ``device``, ``random_state``, ``verbose``: each subclass those it
+        has) are stored here. A subclass lists all its parameters in its own
+        ``__init__`` signature, which scikit-learn's ``get_params`` reads,
+        stores its method's parameters itself and passes the shared ones on
+        by name, as scikit-learn's estimators call their base class.
+        """
+        for name, value in shared.items():
+            setattr(self, name, value)
+
     def _check_params(self):
         """Check the parameters against ``_parameter_constraints`` (an
         ``InvalidParameterError``, a ``ValueError`` and a ``TypeError``, that

@@ -197,13 +197,9 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
         self.n_iter = n_iter
         self.prior = prior
         self.image_shape = image_shape
-        self.max_epochs = max_epochs
-        self.lr = lr
-        self.batch_size = batch_size
-        self.validation_fraction = validation_fraction
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+        super().__init__(max_epochs=max_epochs, lr=lr, batch_size=batch_size,
+                         validation_fraction=validation_fraction, device=device,
+                         random_state=random_state, verbose=verbose)
 
     _parameter_constraints = {
         "scale": [Interval(Integral, 1, None, closed="left")],

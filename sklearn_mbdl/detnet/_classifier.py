@@ -16,7 +16,7 @@ from .._base import (
 )
 from ..prox import nearest_point
 from ._network import DetNet, FinalLayerMSE, _simulate_symbols, _symbol_accuracy
-from ._problem import _check_y, _DetectorMixin, _gaussian_log_proba, _statistics
+from ._problem import _DetectorMixin, _gaussian_log_proba, _statistics
 
 
 # a cap on the list stage's time and memory: 2 ** 16 candidates per
@@ -42,6 +42,11 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
     model simulates more: at every epoch, ``augmentation`` times as many
     transmissions with fresh symbols and noise on the training channels, at
     the noise level measured on each training sample.
+
+    ``predict_proba`` gives a Gaussian of width ``temperature_`` around
+    DetNet's soft estimate, normalised over the alphabet; the width is
+    fitted on held-out transmissions, so the probabilities are calibrated
+    there.
 
     Parameters
     ----------
@@ -137,15 +142,10 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         self.hidden_size = hidden_size
         self.latent_size = latent_size
         self.residual = residual
-        self.max_epochs = max_epochs
-        self.lr = lr
-        self.batch_size = batch_size
-        self.augmentation = augmentation
-        self.validation_fraction = validation_fraction
         self.list_users = list_users
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+        super().__init__(max_epochs=max_epochs, lr=lr, batch_size=batch_size,
+                         augmentation=augmentation, validation_fraction=validation_fraction,
+                         device=device, random_state=random_state, verbose=verbose)
 
     _parameter_constraints = {
         "channel": ["array-like", None],
@@ -173,13 +173,8 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         -------
         self : DetNetClassifier
         """
-        self._check_params()
-        X = self._validate_X(X, reset=True)
-        y = _check_y(y, X)
+        X, values, H, noise_var = self._fit_problem(X, y, channels)
         self._setup_fit()
-        values = self._values(self._fit_labels(y))
-        H, noise_var = self._fit_channel(X, values, channels)
-        self.n_tx_ = values.shape[1]
         # the network reads the normalised sufficient statistics (H^T x, and
         # H^T H unless the channel is fixed) and predicts scaled symbols
         rows, gram, noise_std = self._training_statistics(X, H, noise_var)
@@ -307,26 +302,14 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         s = (self.offset_ + self.scale_ * u).astype(u.dtype)
         return s[:, 0] if self._single_output else s
 
-    def predict(self, X, channels=None):
-        """Detected symbols.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_rx)
-        channels : array-like of shape (n_samples, n_rx, n_tx), optional
-            Needed when the model was fitted with per-sample channels.
-
-        Returns
-        -------
-        ndarray of shape (n_samples,) or (n_samples, n_tx)
-            Labels from ``classes_``.
-        """
+    def _symbol_indices(self, X, channels):
+        """``predict``'s decisions: DetNet's, revised by the list stage."""
         X, H = self._inputs(X, channels)
         self._check_params()  # list_users is read here: set_params may change it
         rows = self._statistic_rows(X, H)
         if not self.list_users:
-            return self._labels(self._decide(rows))
-        return self._labels(self._list_decide(self._run(rows), X, H))
+            return self._decide(rows)
+        return self._list_decide(self._run(rows), X, H)
 
     def _list_decide(self, u, X, H):
         """Chase decoding around the soft estimates ``u`` (scaled units):
@@ -376,27 +359,11 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         decision.scatter_(1, users, torch.where(flip, second, first))
         return decision.numpy()
 
-    def predict_proba(self, X, channels=None):
-        """Per-symbol probabilities (soft output).
-
-        A Gaussian of width ``temperature_`` around DetNet's soft estimate,
-        normalised over the alphabet; the width is fitted on held-out
-        transmissions, so the probabilities are calibrated there.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_rx)
-        channels : array-like of shape (n_samples, n_rx, n_tx), optional
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_classes), or list of n_tx such arrays
-            Columns in the order of ``classes_``. One array when ``y`` was
-            1-D (one user); otherwise one array per user (scikit-learn's
-            multi-output convention), as :meth:`MIMODetector.predict_proba`.
-        """
+    def _symbol_log_proba(self, X, channels):
+        """``predict_proba``'s log-probabilities: a Gaussian of width
+        ``temperature_`` around the network's soft estimates."""
         s = self._network_output(X, channels).astype(np.float64)
-        return self._probabilities(self._log_proba(s, self.temperature_))
+        return self._log_proba(s, self.temperature_)
 
 
 def _last_layer(module, state, rows):

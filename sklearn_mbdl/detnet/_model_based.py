@@ -8,7 +8,7 @@ import torch
 from .._base import Interval, StrOptions, TorchEstimator, progress
 from ..prox import nearest_point
 from ..solvers import matched_filter, mmse, mmse_sic, sphere_decoder, zero_forcing
-from ._problem import _check_y, _DetectorMixin, _gaussian_log_proba
+from ._problem import _DetectorMixin, _gaussian_log_proba
 
 
 class MIMODetector(_DetectorMixin, TorchEstimator):
@@ -79,7 +79,7 @@ class MIMODetector(_DetectorMixin, TorchEstimator):
         self.method = method
         self.channel = channel
         self.noise_var = noise_var
-        self.verbose = verbose
+        super().__init__(verbose=verbose)
 
     _parameter_constraints = {
         "method": [StrOptions({"zf", "mmse", "mmse_sic", "ml"})],
@@ -101,47 +101,16 @@ class MIMODetector(_DetectorMixin, TorchEstimator):
         -------
         self : MIMODetector
         """
-        self._check_params()
-        X = self._validate_X(X, reset=True)
-        y = _check_y(y, X)
-        codes = self._fit_labels(y)
-        self.n_tx_ = codes.shape[1]
-        self._fit_channel(X, self._values(codes), channels)
+        self._fit_problem(X, y, channels)
         if self.noise_var is not None:
             self.noise_var_ = float(self.noise_var)
         return self
 
-    def predict(self, X, channels=None):
-        """Detected symbols.
+    def _symbol_indices(self, X, channels):
+        return self._detect(X, channels, soft=False)[0]
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_rx)
-        channels : array-like of shape (n_samples, n_rx, n_tx), optional
-
-        Returns
-        -------
-        ndarray of shape (n_samples,) or (n_samples, n_tx)
-        """
-        return self._labels(self._detect(X, channels, soft=False)[0])
-
-    def predict_proba(self, X, channels=None):
-        """Per-symbol probabilities: the method's soft output (see the
-        class description).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_rx)
-        channels : array-like of shape (n_samples, n_rx, n_tx), optional
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_classes), or list of n_tx such arrays
-            Columns in the order of ``classes_``. One array when ``y`` was
-            1-D (one user); otherwise one array per user (scikit-learn's
-            multi-output convention), as :meth:`DetNetClassifier.predict_proba`.
-        """
-        return self._probabilities(self._detect(X, channels, soft=True)[1])
+    def _symbol_log_proba(self, X, channels):
+        return self._detect(X, channels, soft=True)[1]
 
     def _detect(self, X, channels, soft):
         """Symbol indices and, with ``soft``, log-probabilities of shape

@@ -19,6 +19,21 @@ class _DetectorMixin(ClassifierMixin):
     are centred and scaled to ``[-1, 1]`` (``u = (s - offset_) / scale_``).
     """
 
+    def _fit_problem(self, X, y, channels):
+        """What every detector's ``fit`` starts with: check the parameters
+        and the data, learn the alphabet (``classes_``, ``n_tx_``), the
+        channel and the noise level (:meth:`_fit_channel`).
+
+        Returns the validated ``X``, the training symbols' values, the
+        training channels and the noise variance per sample.
+        """
+        self._check_params()
+        X = self._validate_X(X, reset=True)
+        values = self._values(self._fit_labels(_check_y(y, X)))
+        self.n_tx_ = values.shape[1]
+        H, noise_var = self._fit_channel(X, values, channels)
+        return X, values, H, noise_var
+
     def _fit_labels(self, y):
         y = np.asarray(y)
         if y.ndim not in (1, 2) or y.size == 0:
@@ -113,6 +128,50 @@ class _DetectorMixin(ClassifierMixin):
                 + ROUTING_HINT.format(name="channels")
             )
         return self.channel_.astype(X.dtype)
+
+    def predict(self, X, channels=None):
+        """Detected symbols.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_rx)
+        channels : array-like of shape (n_samples, n_rx, n_tx), optional
+            Needed when the model was fitted with per-sample channels.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_tx)
+            Labels from ``classes_``.
+        """
+        return self._labels(self._symbol_indices(X, channels))
+
+    def predict_proba(self, X, channels=None):
+        """Per-symbol probabilities: the detector's soft output (see the
+        class description).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_rx)
+        channels : array-like of shape (n_samples, n_rx, n_tx), optional
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes), or list of n_tx such arrays
+            Columns in the order of ``classes_``. One array when ``y`` was
+            1-D (one user); otherwise one array per user (scikit-learn's
+            multi-output convention).
+        """
+        return self._probabilities(self._symbol_log_proba(X, channels))
+
+    def _symbol_indices(self, X, channels):
+        """The detected symbols' indices in ``classes_``, shape
+        ``(n_samples, n_tx)`` (each detector its own)."""
+        raise NotImplementedError
+
+    def _symbol_log_proba(self, X, channels):
+        """Log-probabilities of the symbols, shape ``(n_samples, n_tx,
+        n_classes)`` (each detector its own)."""
+        raise NotImplementedError
 
     def _labels(self, index):
         labels = self.classes_[index]

@@ -248,12 +248,8 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
         self.dictionary_lr = dictionary_lr
         self.n_injections = n_injections
         self.max_snr = max_snr
-        self.max_epochs = max_epochs
-        self.lr = lr
-        self.batch_size = batch_size
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+        super().__init__(max_epochs=max_epochs, lr=lr, batch_size=batch_size,
+                         device=device, random_state=random_state, verbose=verbose)
 
     _parameter_constraints = {
         "psf": ["array-like", None],
