@@ -92,13 +92,12 @@ class DCEAEstimator(RestorerMixin, TorchEstimator):
         Weight of the l1 penalty on the codes (the model-based problem is
         ``NLL(x | b + H s) + alpha ||s||_1``); sets the initial thresholds,
         and the fixed ones when ``peak=None``. ``"auto"``: from the
-        model-based solver (the untrained network): with ``peak``, half of
-        its best l1 weight on training images with fresh noise, among
-        multiples of the noise level of its first step (the standard
-        deviation of ``H^T (x - f^{-1}(b))``); without, twice that level.
-        A weight far below that level lets every code fit the noise, a
-        start DCEA-C, which cannot detune its encoder as DCEA-UC does,
-        does not leave.
+        model-based solver (the untrained network): with ``peak``, its best
+        l1 weight on training images with fresh noise, among multiples of
+        the noise level of its first step (the standard deviation of
+        ``H^T (x - f^{-1}(b))``); without, twice that level. Training then
+        starts from the best model-based solver, which ``fit`` keeps when
+        training does not beat it.
     peak : float, default=None
         Peak intensity (in counts) at which to simulate Poisson noise for
         supervised training; ``None`` trains unsupervised on the counts in
@@ -112,7 +111,7 @@ class DCEAEstimator(RestorerMixin, TorchEstimator):
         (rows of fewer than 16 features are taken for 1-D signals).
     max_epochs : int, default=20
         Training epochs.
-    lr : float, default=3e-3
+    lr : float, default=1e-2
         Adam learning rate (annealed to 0 by a cosine schedule).
     batch_size : int, default=64
         Mini-batch size for training.
@@ -191,7 +190,7 @@ class DCEAEstimator(RestorerMixin, TorchEstimator):
 
     def __init__(self, n_kernels=64, kernel_size=7, stride=4, n_layers=15, tied=True,
                  distribution="poisson", alpha="auto", peak=None, image_shape=None,
-                 max_epochs=20, lr=3e-3, batch_size=64, validation_fraction=0.0,
+                 max_epochs=20, lr=1e-2, batch_size=64, validation_fraction=0.0,
                  device="cpu", random_state=None, verbose=0):
         self.n_kernels = n_kernels
         self.kernel_size = kernel_size
@@ -382,10 +381,7 @@ class DCEAEstimator(RestorerMixin, TorchEstimator):
 
         Supervised: the l1 weight of the best untrained network (the solver
         with the initial filters) among multiples 1/2 to 16 of the noise
-        level (:meth:`_noise_level`), on training images with fresh noise,
-        halved: the best solver can switch nearly every code off (at low
-        peaks it is the level ``b`` alone), a start the soft threshold
-        passes no gradient out of, and half of it leaves the codes active.
+        level (:meth:`_noise_level`), on training images with fresh noise.
         Unsupervised: twice the noise level.
         """
         if self.peak is None:
@@ -395,7 +391,7 @@ class DCEAEstimator(RestorerMixin, TorchEstimator):
         candidates = noise * np.array([0.5, 1.0, 2.0, 4.0, 8.0, 16.0])
         errors = [_error(DCEA(**{**module_args, "alpha": float(a)}),
                          inputs, targets, criterion) for a in candidates]
-        return float(candidates[int(np.argmin(errors))]) / 2
+        return float(candidates[int(np.argmin(errors))])
 
     def _check_rows(self, X, n_max):
         """Up to ``n_max`` training rows with a fresh, seeded noise draw
