@@ -121,6 +121,11 @@ class TrainingResult:
     start_error: float
 
 
+#: the training parameters :meth:`TorchEstimator.__init__` stores
+SHARED_PARAMETERS = ("max_epochs", "lr", "batch_size", "validation_fraction",
+                     "augmentation", "device", "random_state", "verbose")
+
+
 class TorchEstimator(BaseEstimator):
     """Base of the toolkit's estimators.
 
@@ -146,6 +151,10 @@ class TorchEstimator(BaseEstimator):
         stores its method's parameters itself and passes the shared ones on
         by name, as scikit-learn's estimators call their base class.
         """
+        unknown = set(shared) - set(SHARED_PARAMETERS)
+        if unknown:
+            raise TypeError(f"{sorted(unknown)} are not shared training parameters "
+                            f"(those are {SHARED_PARAMETERS}).")
         for name, value in shared.items():
             setattr(self, name, value)
 
