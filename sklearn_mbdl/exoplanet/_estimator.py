@@ -740,6 +740,10 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
             there, in units of ``psf`` (a companion of flux ``f`` adds ``f *
             psf``), not corrected for self-subtraction (see
             :meth:`photometry`).
+
+        See Also
+        --------
+        find_companions : Its example maps a cube with this method.
         """
         check_number(chunk, "chunk", min_val=1, integer=True)
         return self._flux_sigma(X, angles, chunk)[0] * self.scale_
@@ -766,6 +770,10 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
         snr : ndarray of shape (h, w)
             At each sky pixel (derotated frame), the S/N of a companion
             there; 0 outside the field searched.
+
+        See Also
+        --------
+        find_companions : The peaks of this map, with an example.
         """
         return self._snr(*self._flux_sigma(X, angles))
 
