@@ -105,18 +105,32 @@ ax.set_title("Deblurring camera (sigma 1.6 px, noise 0.03)")
 plt.tight_layout()
 
 # %%
-# The images
-# ----------
+# The images, and a detail at full resolution
+# -------------------------------------------
+# Blur takes away fine detail, and that is what the priors must give back:
+# the bottom row enlarges the face and the camera (the white square, 80 x 80
+# pixels), each with its own PSNR. TV gives the detail back as flat patches
+# with sharp edges; the CNN keeps the gradual shading of the face and the
+# camera, about 1.1 dB above TV on the detail (0.6 dB on the whole image).
 
-fig, axes = plt.subplots(1, 4, figsize=(12, 3.4))
-panels = [("ground truth", clean[0]), ("observed", observed[0]),
-          ("TV-ADMM", results["TV", "admm"][0][0]),
-          ("CNN-ADMM", results["CNN", "admm"][0][0])]
-for ax, (title, image) in zip(axes, panels):
-    ax.imshow(np.clip(image, 0, 1), cmap="gray", vmin=0, vmax=1)
+top, left, size = 8, 100, 80
+detail = (slice(top, top + size), slice(left, left + size))
+panels = {"ground truth": clean[0], "observed": observed[0],
+          "TV-ADMM": results["TV", "admm"][0][0],
+          "CNN-ADMM": results["CNN", "admm"][0][0]}
+fig, axes = plt.subplots(2, 4, figsize=(12, 6.6))
+for (whole, zoom), (title, image) in zip(axes.T, panels.items()):
+    whole.imshow(np.clip(image, 0, 1), cmap="gray", vmin=0, vmax=1)
+    whole.add_patch(plt.Rectangle((left - 0.5, top - 0.5), size, size,
+                                  fill=False, edgecolor="white"))
+    zoom.imshow(np.clip(image[detail], 0, 1), cmap="gray", vmin=0, vmax=1,
+                interpolation="nearest")
     if title != "ground truth":
+        zoomed = psnr(clean[0][detail], image[detail], data_range=1)
+        zoom.set_title(f"detail: {zoomed:.2f} dB")
         title += f": {psnr(clean[0], image, data_range=1):.2f} dB"
-    ax.set_title(title)
+    whole.set_title(title)
+for ax in axes.ravel():
     ax.axis("off")
 plt.tight_layout()
 plt.show()

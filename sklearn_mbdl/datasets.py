@@ -249,7 +249,8 @@ def make_dead_leaves(n_samples, *, size=48, radius_range=(1.5, 40.0), supersampl
     n_samples : int
         Number of pictures.
     size : int, default=48
-        Side of the square pictures, in pixels.
+        Side of the square pictures, in pixels (they are drawn at
+        ``size * supersample``).
     radius_range : tuple of two floats, default=(1.5, 40.0)
         Smallest and largest disc radius, in pixels.
     supersample : int, default=3
@@ -577,7 +578,8 @@ def make_poisson_images(n_samples, *, patch_size=64, peak=4, images="train",
     n_samples : int
         Number of patches.
     patch_size : int, default=64
-        Side of the square patches, in pixels.
+        Side of the square patches, in pixels; pictures smaller than that
+        are not cut from.
     peak : float, default=4
         Mean count of the brightest pixel of each source picture.
     images : {"train", "test"} or sequence of str, default="train"
@@ -796,8 +798,10 @@ def make_physical_adi_cube(n_frames=48, image_size=65, *, rotation_range=60.0,
     Returns
     -------
     cube : ndarray of shape (n_frames, image_size, image_size)
+        Intensities in units of the star's off-axis peak, the star on the
+        centre pixel.
     angles : ndarray of shape (n_frames,)
-        Parallactic angles in degrees (vip-hci's convention).
+        As in :func:`make_adi_cube`.
     planets : structured ndarray of shape (n_planets,)
         Fields ``x``, ``y``, ``separation``, ``position_angle`` and ``flux``
         as in :func:`make_adi_cube`.

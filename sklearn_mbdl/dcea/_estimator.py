@@ -452,10 +452,12 @@ class DCEAEstimator(RestorerMixin, TorchEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features) or (n_samples, h, w)
+            As in :meth:`transform`.
 
         Returns
         -------
         intensity : ndarray of the shape of ``X``
+            ``transform(X)``, after a ``FutureWarning``.
         """
         warnings.warn(
             "DCEAEstimator.predict is deprecated and will be removed: use "
@@ -469,6 +471,8 @@ class DCEAEstimator(RestorerMixin, TorchEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features) or (n_samples, h, w)
+            Noisy counts, as :meth:`transform` takes them; images of another
+            size than the training images give code maps of another shape.
 
         Returns
         -------
@@ -531,10 +535,12 @@ class DCEAEstimator(RestorerMixin, TorchEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_codes)
+            Codes as :meth:`decode` takes them.
 
         Returns
         -------
         intensity : ndarray of shape (n_samples, n_features)
+            ``decode(X)``, after a ``FutureWarning``.
         """
         warnings.warn(
             "DCEAEstimator.inverse_transform is deprecated and will be removed: "

@@ -292,11 +292,33 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_rx)
+            Received signals, as in :meth:`predict`.
         channels : array-like of shape (n_samples, n_rx, n_tx), optional
+            As in :meth:`predict`.
 
         Returns
         -------
         ndarray of shape (n_samples,) or (n_samples, n_tx)
+            Each user's estimate on the scale of the symbols' values
+            (``points_``), before the decision: :meth:`predict` takes the
+            nearest symbol (revised by the list stage when ``list_users``
+            is set). 1-D when ``y`` was 1-D (one user).
+
+        Examples
+        --------
+        BPSK (symbols -1 and 1): the soft estimates lie around the symbols,
+        and the decision is their sign.
+
+        >>> import numpy as np
+        >>> from sklearn_mbdl import DetNetClassifier
+        >>> from sklearn_mbdl.datasets import make_mimo
+        >>> X, y, H = make_mimo(500, n_tx=4, n_rx=8, snr_db=10, random_state=0)
+        >>> det = DetNetClassifier(n_layers=3, max_epochs=2, random_state=0)
+        >>> soft = det.fit(X, y, channels=H).predict_soft(X, channels=H)
+        >>> soft.shape
+        (500, 4)
+        >>> bool((np.sign(soft) == det.predict(X, channels=H)).all())
+        True
         """
         u = self._network_output(X, channels)
         s = (self.offset_ + self.scale_ * u).astype(u.dtype)

@@ -153,6 +153,7 @@ class _DetectorMixin(ClassifierMixin):
         ----------
         X : array-like of shape (n_samples, n_rx)
         channels : array-like of shape (n_samples, n_rx, n_tx), optional
+            As in :meth:`predict`.
 
         Returns
         -------

@@ -271,13 +271,18 @@ def pca_adi(cube, angles, n_components, *, annular=False, fwhm=4.0,
     Parameters
     ----------
     cube : ndarray of shape (n_frames, h, w)
+        The ADI sequence: frames centred on the star, at ``((w - 1) / 2,
+        (h - 1) / 2)``.
     angles : ndarray of shape (n_frames,)
         Parallactic angles in degrees, vip-hci's convention (see
         :func:`derotate`).
     n_components : int
+        Principal components subtracted from every frame (in every annulus
+        with ``annular=True``); at most ``n_frames - 1`` are used.
     annular : bool, default=False
         Separate PCAs in annuli one FWHM wide (``n_components`` each).
     fwhm : float, default=4.0
+        PSF full width at half maximum in pixels: the annuli's width.
     random_state : int, default=0
         For scikit-learn's PCA solver.
 
@@ -375,11 +380,14 @@ def paco_map(cube, angles, psf, *, patch_size=7, reference=None, chunk=256):
     Parameters
     ----------
     cube : ndarray of shape (n_frames, h, w)
+        As in :func:`pca_adi`.
     angles : ndarray of shape (n_frames,)
-        Parallactic angles in degrees, vip-hci's convention (see
-        :func:`derotate`).
+        As in :func:`pca_adi`.
     psf : ndarray of shape (sh, sw)
+        Off-axis PSF: a companion of flux 1 adds ``psf`` centred on it.
     patch_size : int, default=7
+        Side of the square patch around every pixel whose mean and
+        covariance are estimated.
     reference : ndarray of shape (n_frames, h, w), default=None
         Frames the local statistics (mean and covariance) are estimated
         from; by default the cube itself, as PACO does. An oracle study can

@@ -530,6 +530,9 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
 
         Examples
         --------
+        The flux of the cube's companion at its true position; with
+        ``refine=True``, the refined position is returned too.
+
         >>> from sklearn_mbdl import ExoplanetSeparator
         >>> from sklearn_mbdl.datasets import make_adi_cube
         >>> cube, angles, planets, psf = make_adi_cube(16, 32, n_planets=1,
@@ -538,6 +541,9 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
         >>> xy = [(planets["x"][0], planets["y"][0])]
         >>> sep.photometry(cube, xy, angles=angles).shape
         (1,)
+        >>> flux, where = sep.photometry(cube, xy, angles=angles, refine=True)
+        >>> where.shape
+        (1, 2)
         """
         X, _, _, angles = self._validate(X, angles, reset=False)
         positions = self._check_positions(positions)
@@ -719,13 +725,25 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
         Parameters
         ----------
         X : array-like of shape (n_frames, h * w) or (n_frames, h, w)
+            The frames to search, of the fitted frame shape; their noise
+            model is estimated on them.
         angles : array-like of shape (n_frames,), default=None
+            Parallactic angles of ``X`` in degrees (see the class
+            description); None: unrotated frames.
         chunk : int, default=256
             Positions per batch.
 
         Returns
         -------
         flux : ndarray of shape (h, w)
+            At each sky pixel (derotated frame), the flux of a companion
+            there, in units of ``psf`` (a companion of flux ``f`` adds ``f *
+            psf``), not corrected for self-subtraction (see
+            :meth:`photometry`).
+
+        See Also
+        --------
+        find_companions : Its example maps a cube with this method.
         """
         check_number(chunk, "chunk", min_val=1, integer=True)
         return self._flux_sigma(X, angles, chunk)[0] * self.scale_
@@ -743,11 +761,19 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
         Parameters
         ----------
         X : array-like of shape (n_frames, h * w) or (n_frames, h, w)
+            As in :meth:`flux_map`.
         angles : array-like of shape (n_frames,), default=None
+            As in :meth:`flux_map`.
 
         Returns
         -------
         snr : ndarray of shape (h, w)
+            At each sky pixel (derotated frame), the S/N of a companion
+            there; 0 outside the field searched.
+
+        See Also
+        --------
+        find_companions : The peaks of this map, with an example.
         """
         return self._snr(*self._flux_sigma(X, angles))
 
@@ -760,8 +786,13 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
         Parameters
         ----------
         X : array-like of shape (n_frames, h * w) or (n_frames, h, w)
+            The frames to search, as in :meth:`flux_map`; the photometry
+            of every peak found (:meth:`photometry`) is measured on them too.
         angles : array-like of shape (n_frames,), default=None
+            As in :meth:`flux_map`.
         threshold : float, default=5.0
+            Smallest S/N of a peak of the detection map (local maxima at
+            least half a FWHM apart).
 
         Returns
         -------
@@ -770,6 +801,31 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
             ``flux`` (from :meth:`photometry`: corrected for
             self-subtraction, at the refined position) and ``snr`` (the
             detection map's peak), brightest first.
+
+        Examples
+        --------
+        The search on a cube with one companion: the detection map peaks
+        above 5 sigma at the companion's pixel, where the flux map (not
+        corrected for self-subtraction) sees under half its flux; the
+        companion found there has its flux corrected by :meth:`photometry`,
+        within 20% of the true one.
+
+        >>> import numpy as np
+        >>> from sklearn_mbdl import ExoplanetSeparator
+        >>> from sklearn_mbdl.datasets import make_adi_cube
+        >>> cube, angles, planets, psf = make_adi_cube(16, 32, n_planets=1,
+        ...                                            contrast=30, random_state=0)
+        >>> sep = ExoplanetSeparator(psf, random_state=0).fit(cube, angles=angles)
+        >>> snr = sep.detection_map(cube, angles=angles)
+        >>> row, col = np.unravel_index(snr.argmax(), snr.shape)
+        >>> bool(snr[row, col] > 5), (int(col), int(row))  # the companion's pixel
+        (True, (18, 24))
+        >>> true_flux = planets["flux"][0]
+        >>> bool(sep.flux_map(cube, angles=angles)[row, col] < true_flux / 2)
+        True
+        >>> found = sep.find_companions(cube, angles=angles)
+        >>> len(found), bool(abs(found["flux"][0] / true_flux - 1) < 0.2)
+        (1, True)
         """
         check_number(threshold, "threshold")
         snr = self._snr(*self._flux_sigma(X, angles))

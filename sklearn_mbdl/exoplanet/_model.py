@@ -218,12 +218,15 @@ class LocalADISeparator(nn.Module):
         Parameters
         ----------
         cube : torch.Tensor of shape (n_frames, h * w + 1)
-            Padded frames.
+            Padded frames: the last column is the zero pixel that patch
+            pixels outside the image read (``_pad``).
 
         Returns
         -------
         mean : torch.Tensor of shape (h * w + 1,)
+            The static speckles, padded as ``cube`` (last entry 0).
         inverse : torch.Tensor of shape (h * w, n_patch, n_patch)
+            Each pixel's inverse patch covariance.
         """
         with torch.no_grad():
             mean = self._placed(cube.mean(0))
@@ -365,11 +368,13 @@ class LocalADISeparator(nn.Module):
         Parameters
         ----------
         cube : torch.Tensor of shape (n_frames, h * w + 1)
-            Padded frames.
+            As in :meth:`noise_model`.
 
         Returns
         -------
         torch.Tensor of shape (n_frames, h * w)
+            The star's light in every frame, in the units of ``cube``,
+            without the padding pixel.
         """
         cube = cube - self.mean
         D, C = self.atoms()
