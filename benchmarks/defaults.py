@@ -265,6 +265,30 @@ def detnet_rows(test_snrs=(6.0, 8.0, 10.0)):
 
 # ------------------------------------------------------------------- exoplanet
 
+def pca_3_5_10(vip, cube, angles, planets, fwhm=4.0):
+    """Best mean S/N of vip-hci's PCA-ADI (full frame or annular) with 3, 5
+    or 10 components, the tour's grid (annular PCA falls back to vip's
+    smallest protection as run_cube does)."""
+    xy = [(p["x"], p["y"]) for p in planets]
+    best = -np.inf
+    for k in (3, 5, 10):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            maps = [vip["pca"](cube=cube, angle_list=angles, ncomp=k, verbose=False)]
+            for delta_rot in (1.0, 0.1):
+                try:
+                    maps.append(vip["pca_annular"](
+                        cube=cube, angle_list=angles, ncomp=k, fwhm=fwhm,
+                        verbose=False, nproc=1, delta_rot=delta_rot))
+                    break
+                except RuntimeError:
+                    continue
+        for residual in maps:
+            values = [float(vip["snr"](residual, q, fwhm)) for q in xy]
+            best = max(best, np.mean([v if np.isfinite(v) else 0.0 for v in values]))
+    return best
+
+
 def exoplanet_rows(physical_seeds=(8000, 8001, 8002, 8003, 8004)):
     from sklearn_mbdl import ExoplanetSeparator
     from sklearn_mbdl.datasets import make_adi_cube
@@ -313,6 +337,7 @@ def exoplanet_rows(physical_seeds=(8000, 8001, 8002, 8003, 8004)):
         start = time.perf_counter()
         sep.flux_map(cube, angles=angles)
         seconds += time.perf_counter() - start
+        small = pca_3_5_10(vip, cube, angles, planets)
         all_pca.append(pca)
         all_ours.append(ours)
         seps = ", ".join(f"{s:.1f}" for s in res["sep"])
@@ -322,7 +347,8 @@ def exoplanet_rows(physical_seeds=(8000, 8001, 8002, 8003, 8004)):
             f"3 companions at {seps} lambda/D",
             "mean S/N of the companions (vip-hci snr; higher is better)",
             f"{best.replace(' (vip-hci)', '')} (vip-hci, best of "
-            f"3/5/10/20: {res['ncomp'][best]})", f"{pca:.2f}", f"{ours:.2f}",
+            f"3/5/10/20: {res['ncomp'][best]}; best of 3/5/10 only: S/N {small:.2f})",
+            f"{pca:.2f}", f"{ours:.2f}",
             f"{ours / pca:.2f}x", seconds, caught, "yes" if ours > pca else "no"))
         print(rows[-1], flush=True)
     pca, ours = np.mean(all_pca), np.mean(all_ours)
