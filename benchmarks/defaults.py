@@ -1,5 +1,6 @@
 """Defaults against model-based baselines: SparseCoder, LISTATransformer,
-DetNetClassifier and ExoplanetSeparator (issue 29, point 3).
+DetNetClassifier, ExoplanetSeparator, DCEAEstimator and BurstSuperResolver
+(issue 29, point 3; PnPRestorer's are in ``pnp_defaults.py``).
 
 Each estimator is built with its defaults: only what defines the problem (the
 dictionary, ``alpha``, the PSF, the angles, the channels) and
@@ -26,7 +27,12 @@ rows per estimator:
     vortex coronagraph, spiders, drifting aberrations; companions injected by
     vip-hci), an independent simulator, at seeds no tuning used; against
     vip-hci's PCA-ADI (full frame and annular, best of 3/5/10/20 components
-    per cube) with vip-hci's S/N, as ``benchmarks/exoplanet.py`` measures.
+    per cube) with vip-hci's S/N, as ``benchmarks/exoplanet.py`` measures;
+  * DCEA: scikit-image's ``lfw_subset`` faces (150 to train, 50 to test) at
+    peaks 4, 2 and 1, against the model-based twin at its best l1 weight on
+    the test images;
+  * Burst: the tour problem only here; ``burst.py``'s robustness table
+    measures the defaults on bursts made by scikit-image alone.
 
 Every fit records the warnings it raised.
 
@@ -365,8 +371,109 @@ def exoplanet_rows(physical_seeds=(8000, 8001, 8002, 8003, 8004)):
     return rows
 
 
+# ---------------------------------------------------------------- restorers
+
+def dcea_twin(estimator, noisy, truth, alphas=(0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)):
+    """The model-based twin of a fitted DCEAEstimator: its number of
+    proximal-gradient steps with its initial filters, at the l1 weight of
+    ``alphas`` that scores best on these very images (an edge the learned
+    model does not get). Returns that PSNR and the weight."""
+    from sklearn_mbdl.dcea._estimator import OFFSET_WINDOW
+    from sklearn_mbdl.metrics import psnr
+    from sklearn_mbdl.operators import ConvolutionOperator
+    from sklearn_mbdl.solvers import (inverse_link, natural_offset,
+                                      poisson_proximal_gradient)
+
+    x = torch.as_tensor(noisy, dtype=torch.float64)[:, None]
+    H = ConvolutionOperator(torch.as_tensor(estimator.initial_components_),
+                            noisy.shape[1:], estimator.stride)
+    offset = natural_offset(x, window=OFFSET_WINDOW)
+    scores = {}
+    for alpha in alphas:
+        codes, _ = poisson_proximal_gradient(x, H, alpha, max_iter=estimator.n_layers,
+                                             offset=offset, tol=0.0)
+        mean = inverse_link(H(codes) + offset).numpy()[:, 0]
+        mean = mean * estimator.intensity_scale_
+        scores[alpha] = psnr(truth, mean, data_range=1)
+    best = max(scores, key=scores.get)
+    return scores[best], best
+
+
+def dcea_rows(face_peaks=(4, 2, 1)):
+    """DCEA-C with its defaults (``peak`` given) against its twin: the tour
+    problem, and scikit-image's ``lfw_subset`` faces (150 to train, 50 to
+    test, one seeded Poisson draw)."""
+    from skimage.data import lfw_subset
+
+    from sklearn_mbdl import DCEAEstimator
+    from sklearn_mbdl.datasets import make_poisson_images
+    from sklearn_mbdl.metrics import psnr
+
+    _, clean = make_poisson_images(300, patch_size=24, peak=4, random_state=0)
+    noisy, truth = make_poisson_images(16, patch_size=64, peak=4, images="test",
+                                       random_state=1)
+    faces = lfw_subset().astype(np.float64)
+    problems = [("tour: make_poisson_images, 300 patches 24 x 24 / 16 test crops "
+                 "64 x 64", 4, clean, noisy, truth)]
+    for peak in face_peaks:
+        test = faces[150:]
+        noisy_faces = np.random.RandomState(1).poisson(test * peak).astype(np.float64)
+        problems.append(("lfw_subset faces 25 x 25 (scikit-image), 150 train / 50 test",
+                         peak, faces[:150], noisy_faces, test))
+    rows = []
+    for data, peak, train, observed, target in problems:
+        est, seconds, caught = fit_recording(
+            lambda: DCEAEstimator(peak=peak, random_state=0).fit(train))
+        base, alpha = dcea_twin(est, observed, target)
+        ours = psnr(target, est.transform(observed), data_range=1)
+        rows.append(row(
+            "DCEAEstimator (DCEA-C)", data,
+            f"Poisson denoising at peak {peak}, PSNR (dB)",
+            f"twin: {est.n_layers} prox-grad steps, initial filters, best l1 weight "
+            f"on the test images ({alpha:g})",
+            f"{base:.2f}", f"{ours:.2f}", f"{ours - base:+.2f} dB", seconds, caught,
+            "yes" if ours > base else "no"))
+        print(rows[-1], flush=True)
+    return rows
+
+
+def burst_rows():
+    """BurstSuperResolver with its defaults on the tour problem (x2, 8
+    frames), against bicubic and the TV twin (``prior="tv"``, also with its
+    defaults). User data: ``burst.py``'s robustness table (scikit-image
+    bursts) measures the benchmark's models, trained with the defaults."""
+    from sklearn_mbdl import BurstSuperResolver
+    from sklearn_mbdl.burst import bicubic
+    from sklearn_mbdl.datasets import extract_patches, load_images, make_bursts
+    from sklearn_mbdl.metrics import psnr
+
+    patches = extract_patches(load_images("train"), 24, 48, random_state=0)
+    scene = load_images(["camera"])["camera"][64:192, 192:320]
+    bursts, truth, _ = make_bursts(scene, n_frames=8, motion="euclidean",
+                                   random_state=0)
+    inner = np.s_[:, 16:-16, 16:-16]
+    up = psnr(truth[inner], bicubic(bursts, 2)[inner], data_range=1.0)
+    twin, _, _ = fit_recording(
+        lambda: BurstSuperResolver(2, 8, prior="tv", random_state=0).fit(patches))
+    tv = psnr(truth[inner], twin.transform(bursts)[inner], data_range=1.0)
+    est, seconds, caught = fit_recording(
+        lambda: BurstSuperResolver(2, 8, random_state=0).fit(patches))
+    ours = psnr(truth[inner], est.transform(bursts)[inner], data_range=1.0)
+    rows = [row("BurstSuperResolver",
+                "tour: 24 training patches 48 x 48; camera 128 x 128, make_bursts",
+                "x2 from 8 frames, noise 0.01, PSNR (dB, inner part)",
+                base_name, f"{base:.2f}", f"{ours:.2f}", f"{ours - base:+.2f} dB",
+                seconds, caught, "yes" if ours > base else "no")
+            for base_name, base in (("bicubic of the reference frame", up),
+                                    ("TV twin (prior='tv', defaults)", tv))]
+    for r in rows:
+        print(r, flush=True)
+    return rows
+
+
 PROBLEMS = {"sparse_coder": sparse_coder_rows, "lista": lista_rows,
-            "detnet": detnet_rows, "exoplanet": exoplanet_rows}
+            "detnet": detnet_rows, "exoplanet": exoplanet_rows,
+            "dcea": dcea_rows, "burst": burst_rows}
 
 
 def main(argv=None):
