@@ -14,7 +14,6 @@ from skorch.callbacks import EpochScoring
 from torch import nn
 
 from ._base import (
-    TRAINING_CONSTRAINTS,
     Interval,
     TorchEstimator,
     TrainingProblem,
@@ -286,7 +285,6 @@ class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
         "tied": ["boolean"],
         "n_components": [Interval(Integral, 1, None, closed="left"), None],
         "positive": ["boolean"],
-        **TRAINING_CONSTRAINTS,
     }
 
     def fit(self, X, y=None):

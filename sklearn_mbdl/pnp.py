@@ -17,7 +17,6 @@ from torch import nn
 
 from ._base import (
     IMAGE_SHAPE_CONSTRAINT,
-    TRAINING_CONSTRAINTS,
     HasMethods,
     Interval,
     RestorerMixin,
@@ -236,9 +235,6 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
         "rho": [Interval(Real, 0, None, closed="neither"), None],
         "noise_level": [Interval(Real, 0, None, closed="left")],
         "image_shape": IMAGE_SHAPE_CONSTRAINT,
-        **{k: TRAINING_CONSTRAINTS[k] for k in (
-            "max_epochs", "batch_size", "validation_fraction", "device",
-            "random_state", "verbose")},
         "lr": [Interval(Real, 0, None, closed="neither"), None],
     }
 

@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._core import (
     FLOAT_DTYPES,
+    TRAINING_CONSTRAINTS,
     Announce,
     SimulatedRows,
     _accelerate,
@@ -122,8 +123,7 @@ class TrainingResult:
 
 
 #: the training parameters :meth:`TorchEstimator.__init__` stores
-SHARED_PARAMETERS = ("max_epochs", "lr", "batch_size", "validation_fraction",
-                     "augmentation", "device", "random_state", "verbose")
+SHARED_PARAMETERS = tuple(TRAINING_CONSTRAINTS)
 
 
 class TorchEstimator(BaseEstimator):
@@ -137,8 +137,18 @@ class TorchEstimator(BaseEstimator):
 
     # the parameters' constraints (scikit-learn's convention), checked by
     # _check_params at the start of fit and again by whatever reads a
-    # parameter after fit
+    # parameter after fit; the shared training parameters a subclass takes
+    # get TRAINING_CONSTRAINTS unless it declares its own (__init_subclass__)
     _parameter_constraints: dict = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("_parameter_constraints")
+        if own is None:
+            return
+        shared = {name: TRAINING_CONSTRAINTS[name] for name in cls._get_param_names()
+                  if name in TRAINING_CONSTRAINTS}
+        cls._parameter_constraints = {**shared, **own}
 
     def __init__(self, **shared):
         """Store the shared parameters a subclass has, unchanged.

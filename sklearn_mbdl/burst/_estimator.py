@@ -11,7 +11,6 @@ from sklearn.utils.validation import check_is_fitted
 from .._base import (
     FLOAT_DTYPES,
     IMAGE_SHAPE_CONSTRAINT,
-    TRAINING_CONSTRAINTS,
     Interval,
     RestorerMixin,
     StrOptions,
@@ -214,9 +213,6 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
         "n_iter": [Interval(Integral, 1, None, closed="left")],
         "prior": [StrOptions(set(PRIORS))],
         "image_shape": IMAGE_SHAPE_CONSTRAINT,
-        **{k: TRAINING_CONSTRAINTS[k] for k in (
-            "max_epochs", "lr", "batch_size", "validation_fraction", "device",
-            "random_state", "verbose")},
     }
 
     # ----- parameters ----------------------------------------------------------

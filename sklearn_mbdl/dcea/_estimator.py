@@ -12,7 +12,6 @@ from torch import nn
 
 from .._base import (
     IMAGE_SHAPE_CONSTRAINT,
-    TRAINING_CONSTRAINTS,
     Interval,
     RestorerMixin,
     StrOptions,
@@ -215,9 +214,6 @@ class DCEAEstimator(RestorerMixin, TorchEstimator):
         "alpha": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "peak": [Interval(Real, 0, None, closed="neither"), None],
         "image_shape": IMAGE_SHAPE_CONSTRAINT,
-        **{k: TRAINING_CONSTRAINTS[k] for k in (
-            "max_epochs", "lr", "batch_size", "validation_fraction", "device",
-            "random_state", "verbose")},
     }
 
     def _check_param_relations(self):

@@ -8,7 +8,6 @@ import torch
 from skorch.callbacks import EpochScoring
 
 from .._base import (
-    TRAINING_CONSTRAINTS,
     Interval,
     TorchEstimator,
     TrainingProblem,
@@ -154,7 +153,6 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         "latent_size": [Interval(Integral, 0, None, closed="left"), None],
         "residual": [Interval(Real, 0, 1, closed="right")],
         "list_users": [Interval(Integral, 0, MAX_LIST_USERS, closed="both")],
-        **TRAINING_CONSTRAINTS,
     }
 
     def fit(self, X, y, channels=None):

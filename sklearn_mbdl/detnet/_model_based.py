@@ -8,6 +8,7 @@ import torch
 from .._base import Interval, StrOptions, TorchEstimator, progress
 from ..prox import nearest_point
 from ..solvers import matched_filter, mmse, mmse_sic, sphere_decoder, zero_forcing
+from ..solvers._detection import _prior
 from ._problem import _DetectorMixin, _gaussian_log_proba
 
 
@@ -148,7 +149,7 @@ class MIMODetector(_DetectorMixin, TorchEstimator):
             s, ridge = zero_forcing(X, H), 0.0
         else:
             # (ZF with more users than antennas: the minimum-norm solution)
-            power = float(((points - points.mean()) ** 2).mean())
+            power = float(_prior(points)[1])
             level = noise_var if self.method == "mmse" else 1e-9
             s, ridge = mmse(X, H, level, points), level / power
         _, HtH = matched_filter(X, H)

@@ -15,7 +15,6 @@ from torch import nn
 from ..metrics import find_peaks
 from .._base import (
     IMAGE_SHAPE_CONSTRAINT,
-    TRAINING_CONSTRAINTS,
     Interval,
     StrOptions,
     TorchEstimator,
@@ -266,8 +265,6 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
         "max_snr": [Interval(Real, 0, None, closed="neither")],
         # (0, the default: the model-based separator, untrained)
         "max_epochs": [Interval(Integral, 0, None, closed="left")],
-        **{k: TRAINING_CONSTRAINTS[k]
-           for k in ("lr", "batch_size", "device", "random_state", "verbose")},
     }
 
     # ----- checks -------------------------------------------------------------
