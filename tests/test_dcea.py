@@ -408,3 +408,17 @@ def test_a_collapsed_fit_keeps_the_solver_and_warns(patches):
     start = _small(max_epochs=1, lr=1e-12).fit(train)
     np.testing.assert_allclose(est.components_, est.initial_components_, atol=1e-6)
     np.testing.assert_allclose(est.transform(noisy), start.transform(noisy), rtol=1e-4)
+
+
+def test_auto_alpha_starts_at_the_best_model_based_solver(patches):
+    """alpha="auto" starts training from the best untrained solver: on
+    held-out images it restores better than half or twice its weight."""
+    train, noisy, clean = patches
+
+    def untrained(alpha):
+        est = _small(alpha=alpha, max_epochs=1, lr=1e-12).fit(train)
+        return est, psnr(clean, est.transform(noisy), data_range=1)
+
+    start, auto = untrained("auto")
+    for factor in (0.5, 2.0):
+        assert auto > untrained(factor * start.alpha_)[1] + 0.1, factor
