@@ -165,8 +165,10 @@ def _whole_rows(array, name):
         )
 
 
-def _call(x, *arrays, estimator, method, kwargs, names):
-    """The estimator's method on one block (and its aligned arrays)."""
+def _call(x, *args, method, kwargs, names):
+    """The estimator's method on one block (and its aligned arrays); the
+    estimator is the last positional argument."""
+    *arrays, estimator = args
     out = getattr(estimator, method)(x, **kwargs, **dict(zip(names, arrays)))
     if not isinstance(out, np.ndarray):
         raise TypeError(
@@ -244,15 +246,21 @@ def blockwise(estimator, X, method="transform", **kwargs):
         else:
             static[name] = value
     # one row through the estimator gives the output's trailing shape and dtype
-    probe = _call(*(a[:1].compute() for a in [X] + arrays),
-                  estimator=estimator, method=method, kwargs=static, names=names)
+    probe = _call(*(a[:1].compute() for a in [X] + arrays), estimator,
+                  method=method, kwargs=static, names=names)
     out_ind = ("rows",) + tuple(f"out{k}" for k in range(1, probe.ndim))
     args = []
     for k, array in enumerate([X] + arrays):
         args += [array, ("rows",) + tuple(f"in{k}_{j}" for j in range(1, array.ndim))]
+    # the estimator enters the graph once, as a key every block depends on.
+    # Given as a keyword, it was pickled into every task, and a worker held
+    # one copy per block it had been sent (a 16-layer LISTA: 2 MiB a block)
+    import dask
+
+    model = dask.delayed(estimator, pure=True, traverse=False)
     return da.blockwise(
-        _call, out_ind, *args,
+        _call, out_ind, *args, model, None,
         new_axes={f"out{k}": probe.shape[k] for k in range(1, probe.ndim)},
         concatenate=True, dtype=probe.dtype,
         meta=np.empty((0,) * probe.ndim, dtype=probe.dtype),
-        estimator=estimator, method=method, kwargs=static, names=names)
+        method=method, kwargs=static, names=names)

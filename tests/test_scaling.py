@@ -162,6 +162,21 @@ def test_blockwise_inference_equals_in_memory(client):
                                    atol=1e-10, err_msg=type(est).__name__)
 
 
+def test_blockwise_puts_the_estimator_in_the_graph_once():
+    """Workers get each task pickled on its own: the fitted estimator must be
+    one key of the graph, not a copy inside every block's task (a worker
+    kept one copy per block and grew by the model's size each block)."""
+    import pickle
+
+    X, _, D = make_sparse_coding(400, 8, 12, 2, random_state=0)
+    coder = SparseCoder(D, alpha=0.05).fit(X)
+    size = len(pickle.dumps(coder))
+    graph = dict(blockwise(coder, da.from_array(X, chunks=(10, 8))).__dask_graph__())
+    assert len(graph) > 40
+    holding = [key for key, task in graph.items() if len(pickle.dumps(task)) > size // 2]
+    assert len(holding) == 1, len(holding)
+
+
 def test_blockwise_bad_input():
     X, _, D = make_sparse_coding(40, 8, 12, 2, random_state=0)
     coder = SparseCoder(D, alpha=0.05).fit(X)
