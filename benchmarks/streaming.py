@@ -11,7 +11,7 @@ the whole process tree (this process, scheduler, nannies and workers), and
 the speed of one block's transform inside a worker against this plain
 process (Dask's nanny sets ``MALLOC_TRIM_THRESHOLD_=65536`` in its workers).
 
-Run: ``python benchmarks/streaming.py [--rows 10000000] [--chunk 100000]``;
+Run: ``python benchmarks/streaming.py [--rows 10000000] [--chunk 20000]``;
 writes ``benchmarks/results/streaming.md``.
 """
 
@@ -75,9 +75,14 @@ class PeakMemory:
     processes counts 1/k in each), the physical memory the tree uses;
     ``peak_rss`` sums the resident sizes, which count the shared pages
     (torch's libraries, mapped by every worker) once per process.
+
+    One PSS sample of the tree reads every process's page map and costs
+    about 50 ms of CPU: sampled every 0.25 s it took a sixth of a core from
+    the workers it measures. A stream's memory is flat after its first
+    blocks, so a sample every 2 s finds the same peak for 2.5% of a core.
     """
 
-    def __init__(self, period=0.25):
+    def __init__(self, period=2.0):
         self.period, self.peak, self.peak_rss = period, 0, 0
         self._stop = threading.Event()
 
@@ -97,7 +102,7 @@ class PeakMemory:
         while not self._stop.is_set():
             pss, rss = self._sample()
             self.peak, self.peak_rss = max(self.peak, pss), max(self.peak_rss, rss)
-            time.sleep(self.period)
+            self._stop.wait(self.period)
 
     def __enter__(self):
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -151,7 +156,7 @@ def fit_estimators(D):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=float, default=1e7)
-    parser.add_argument("--chunk", type=int, default=100_000)
+    parser.add_argument("--chunk", type=int, default=20_000)
     parser.add_argument("--block-rows", type=int, default=20_000,
                         help="rows of the worker-against-plain-process timing")
     parser.add_argument("--rounds", type=int, default=5,
@@ -170,6 +175,40 @@ def main():
     block = signals(args.block_rows, 7, D)
     load = os.getloadavg()
     print(f"load average before: {load[0]:.1f} (2 cores)", flush=True)
+
+    # ---- the stream ---------------------------------------------------------
+    # a fresh cluster per stream, before anything else runs here: each
+    # stream's peak memory is its own, not what earlier work left in the
+    # allocators of this process or of the workers
+    results = {}
+    peak_all = 0
+    for n_workers in (1, 2):
+        for name, est in estimators.items():
+            client = dask_client(n_workers=n_workers, threads_per_worker=1,
+                                 processes=True, dashboard_address=None)
+            # warm-up: the workers import torch and unpickle the model
+            codes = blockwise(est, stream(2 * args.chunk, args.chunk, D))
+            dask.compute(abs(codes).sum(), (codes != 0).sum())
+            X = stream(n_rows, args.chunk, D)
+            codes = blockwise(est, X)
+            cpu_before = sum(client.run(_cpu_seconds).values())
+            with PeakMemory() as memory:
+                start = time.perf_counter()
+                total, nonzero = dask.compute(abs(codes).sum(), (codes != 0).sum())
+                seconds = time.perf_counter() - start
+            cpu = sum(client.run(_cpu_seconds).values()) - cpu_before
+            peak_all = max(peak_all, memory.peak)
+            results[name, n_workers] = (n_rows / seconds, memory.peak,
+                                        memory.peak_rss, nonzero / n_rows,
+                                        n_rows / cpu)
+            print(f"{name}, {n_workers} worker(s): {n_rows / seconds:,.0f} rows/s, "
+                  f"{seconds:.1f} s, peak {memory.peak / 2 ** 30:.2f} GiB "
+                  f"(RSS sum {memory.peak_rss / 2 ** 30:.2f} GiB), "
+                  f"{nonzero / n_rows:.2f} non-zeros per row, "
+                  f"{n_rows / cpu:,.0f} rows per worker CPU second", flush=True)
+            cluster = client.cluster
+            client.close()
+            cluster.close()
 
     # ---- one block: plain process against a worker ------------------------
     # timed in alternation (plain, worker, plain, ...), best of each: other
@@ -195,36 +234,6 @@ def main():
         client.close()
         cluster.close()
 
-    # ---- the stream ---------------------------------------------------------
-    results = {}
-    peak_all = 0
-    for n_workers in (1, 2):
-        client = dask_client(n_workers=n_workers, threads_per_worker=1,
-                             processes=True, dashboard_address=None)
-        for name, est in estimators.items():
-            # warm-up: the workers import torch and unpickle the model
-            codes = blockwise(est, stream(2 * args.chunk, args.chunk, D))
-            dask.compute(abs(codes).sum(), (codes != 0).sum())
-            X = stream(n_rows, args.chunk, D)
-            codes = blockwise(est, X)
-            cpu_before = sum(client.run(_cpu_seconds).values())
-            with PeakMemory() as memory:
-                start = time.perf_counter()
-                total, nonzero = dask.compute(abs(codes).sum(), (codes != 0).sum())
-                seconds = time.perf_counter() - start
-            cpu = sum(client.run(_cpu_seconds).values()) - cpu_before
-            peak_all = max(peak_all, memory.peak)
-            results[name, n_workers] = (n_rows / seconds, memory.peak,
-                                        memory.peak_rss, nonzero / n_rows,
-                                        n_rows / cpu)
-            print(f"{name}, {n_workers} worker(s): {n_rows / seconds:,.0f} rows/s, "
-                  f"{seconds:.1f} s, peak {memory.peak / 2 ** 30:.2f} GiB "
-                  f"(RSS sum {memory.peak_rss / 2 ** 30:.2f} GiB), "
-                  f"{nonzero / n_rows:.2f} non-zeros per row, "
-                  f"{n_rows / cpu:,.0f} rows per worker CPU second", flush=True)
-        cluster = client.cluster
-        client.close()
-        cluster.close()
     load_after = os.getloadavg()
 
     rows = []
@@ -274,9 +283,9 @@ def main():
         table(["transform", "glibc threshold", "plain process (s)", "worker (s)",
                "worker / plain"], speed_rows),
         "",
-        f"Machine: {machine('cpu')}; 2 cores shared with other jobs (load average "
-        f"{load[0]:.1f} before the run, {load_after[0]:.1f} after), so the figures "
-        "are lower bounds and the scaling efficiency depends on what else ran.",
+        f"Machine: {machine('cpu')}; 2 cores (load average {load[0]:.1f} before the "
+        f"run, {load_after[0]:.1f} after, the run's own processes included); other "
+        "jobs on the machine lower the figures, and the scaling efficiency most.",
         "",
     ])
     Path(args.out).write_text(text)
