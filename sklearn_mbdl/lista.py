@@ -244,6 +244,11 @@ class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
         Learned momentum of each layer (ISTA's is 0; FISTA's grows to 1).
     ista_step_ : float
         ``1/L``, ISTA's step, for comparison.
+    kept_start_ : bool
+        True when training did not lower the held-out error of ``n_layers``
+        ISTA iterations, which were kept (with a warning).
+    trained_error_, start_error_ : float
+        Those held-out squared errors, of the trained network and of ISTA.
     n_features_in_ : int
     device_ : str
 

@@ -201,6 +201,10 @@ class PnPRestorer(RestorerMixin, TorchEstimator):
         Whether ``fit`` fine-tuned the shipped network and kept the result
         (False: it did not beat the shipped one, which is used, or nothing
         was fine-tuned).
+    kept_start_, trained_error_, start_error_ : bool, float, float
+        With the CNN denoiser: whether the shipped network was kept over
+        the fine-tuned one, and the held-out losses of the two (NaN when
+        trained from scratch).
     n_features_in_ : int
         Pixels per image.
     device_ : str

@@ -57,6 +57,7 @@ def test_fitted_attributes_and_depth_curve(problem, trained):
     assert trained.steps_.shape == (8,) and trained.thresholds_.shape == (8,)
     assert np.all(trained.thresholds_ >= 0)
     assert trained.ista_step_ > 0
+    assert not trained.kept_start_ and trained.trained_error_ <= trained.start_error_
     np.testing.assert_array_equal(trained.components_, D)
     reference = sparse_encode(X_test, D, alpha=alpha)
     errors = [nmse_db(reference, trained.transform(X_test, n_layers=k))
@@ -160,6 +161,7 @@ def test_failed_training_falls_back_to_ista(problem):
                                  random_state=0).fit(X_train[:600])
     np.testing.assert_array_equal(model.momentum_, 0.0)
     np.testing.assert_allclose(model.steps_, model.ista_step_)
+    assert model.kept_start_ and not model.trained_error_ <= model.start_error_
     expected, _ = ista(torch.tensor(X_test), torch.tensor(D), alpha, max_iter=4,
                        tol=0.0)
     # (the network stores the dictionary in float32)

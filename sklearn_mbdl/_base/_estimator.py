@@ -340,7 +340,10 @@ class TorchEstimator(BaseEstimator):
         initialisation (or ``problem.start``), trains with early stopping
         on ``problem.valid``, and ends with the better of trained and start
         on the held-out rows (or ``problem.check``), with a warning when
-        training did not help. The net is ``self.net_`` when this returns.
+        training did not help. The net is ``self.net_`` when this returns,
+        and the outcome is in ``self.kept_start_`` (the start was kept),
+        ``self.trained_error_`` and ``self.start_error_`` (the two errors
+        compared; NaN when not compared).
         """
         seed = self._seed + problem.seed_offset
         n_real = 0 if problem.X is None else len(problem.X)
@@ -372,6 +375,7 @@ class TorchEstimator(BaseEstimator):
         net.warm_start = False
         self.net_ = net   # (the keep-better error may read the estimator)
         if not problem.keep_better:
+            self.kept_start_, self.trained_error_, self.start_error_ = False, np.nan, np.nan
             return TrainingResult(net, True, np.nan, np.nan)
         held_out = problem.valid is not None and len(problem.valid[0])
         data = problem.valid if held_out else (problem.check or (problem.X, problem.y))
@@ -385,6 +389,9 @@ class TorchEstimator(BaseEstimator):
                 f"{problem.start_name} ({where} error {trained_error:.4g} against "
                 f"{start_error:.4g}); keeping {problem.start_name}. Try more data, "
                 "more epochs or a smaller lr.", UserWarning, stacklevel=3)
+        # the outcome, as fitted attributes of every trained estimator
+        self.kept_start_ = not kept
+        self.trained_error_, self.start_error_ = float(trained_error), float(start_error)
         return TrainingResult(net, kept, trained_error, start_error)
 
     # ----- the one inference ---------------------------------------------------

@@ -159,6 +159,11 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
         Shape of the high-resolution images ``fit`` saw.
     frame_shape_ : tuple of int
         Shape of their low-resolution frames.
+    kept_start_ : bool
+        True when the untrained unrolled solver restored the held-out bursts
+        better than the trained one and was kept (with a warning).
+    trained_error_, start_error_ : float
+        The two networks' mean squared errors on those bursts.
     n_features_in_ : int
         Pixels per high-resolution image.
     device_ : str

@@ -163,6 +163,8 @@ class DCEAEstimator(RestorerMixin, TorchEstimator):
         model-based solver with the initial filters) on the held-out images
         (or training images with fresh noise), and the untrained network
         was kept (with a warning).
+    trained_error_, start_error_ : float
+        Those errors, of the trained and of the untrained network.
     net_ : skorch.NeuralNetRegressor
         The trained net; ``net_.module_`` is the :class:`DCEA` module.
     n_features_in_ : int
@@ -288,8 +290,7 @@ class DCEAEstimator(RestorerMixin, TorchEstimator):
         module_args = self._module_args(X, filters, rng)
         self.alpha_ = float(module_args["alpha"])
         # the unrolled solver trains, and is kept only if it beats its start
-        result = self._fit_network(self._training_problem(X, module_args))
-        self.kept_start_ = not result.kept_trained
+        self._fit_network(self._training_problem(X, module_args))
         module = self.net_.module_
         decoder, encoder = module.operators()
         self.components_ = to_numpy(decoder.filters, np.float64)

@@ -113,6 +113,11 @@ class DetNetClassifier(_DetectorMixin, TorchEstimator):
         held-out transmissions.
     net_ : skorch.NeuralNetRegressor
         The trained net; ``net_.module_`` is the :class:`DetNet`.
+    kept_start_ : bool
+        True when the untrained network (the annealed projected gradient)
+        beat the trained one on held-out transmissions and was kept.
+    trained_error_, start_error_ : float
+        Their symbol errors on those transmissions.
 
     See Also
     --------

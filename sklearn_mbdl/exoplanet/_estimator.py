@@ -198,8 +198,11 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
     net_ : skorch.NeuralNetRegressor
         ``nets_[0]`` (it also gives :meth:`transform` its background model).
     trained_error_, start_error_ : float
-        Squared error (S/N units) on held-out injections of the kept and of
-        the untrained networks, mean over the quadrants (NaN untrained).
+        Squared error (S/N units) on held-out injections of the trained and
+        of the untrained networks, mean over the quadrants (NaN untrained).
+    kept_start_ : bool
+        True when at least one quadrant's network kept the untrained model
+        (training did not lower its held-out error), and when untrained.
     n_candidates_ : int
         Candidate companions (S/N above 3 in the untrained map) whose
         surroundings were left out of training (0 untrained).
@@ -417,6 +420,7 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
         self.n_candidates_ = 0
         self.noise_scale_ = self.net_.module_.noise_scale.cpu().numpy().astype(float)
         self.trained_error_ = self.start_error_ = float("nan")
+        self.kept_start_ = True
         return self
 
     def _training_positions(self, snr):
@@ -489,6 +493,7 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
         self.trained_error_ = float(np.mean([r.trained_error for r in results]))
         self.start_error_ = float(np.mean([r.start_error for r in results]))
         n_start = sum(not r.kept_trained for r in results)
+        self.kept_start_ = n_start > 0
         if n_start:
             warnings.warn(
                 f"ExoplanetSeparator: training did not improve the flux estimates "
