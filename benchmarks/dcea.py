@@ -49,12 +49,10 @@ from skimage.util import montage
 
 from sklearn_mbdl import DCEAEstimator
 from sklearn_mbdl._base import torch_seed
-from sklearn_mbdl.dcea._estimator import OFFSET_WINDOW
+from sklearn_mbdl.dcea import model_based_denoise as twin
 from sklearn_mbdl.dcea._network import _initial_filters
 from sklearn_mbdl.datasets import TEST_IMAGES, load_images, make_poisson_images
 from sklearn_mbdl.metrics import psnr
-from sklearn_mbdl.operators import ConvolutionOperator
-from sklearn_mbdl.solvers import inverse_link, natural_offset, poisson_proximal_gradient
 
 RESULTS = Path(__file__).parent / "results"
 PAPER = {1: 22.0, 2: 23.0, 4: 24.0}          # DCEA-UC in the paper, its test set
@@ -74,17 +72,6 @@ def anscombe_tv(counts, weight):
     """Anscombe + TV (Chambolle) + exact unbiased inverse, in counts."""
     return anscombe_inverse(denoise_tv_chambolle(2 * np.sqrt(counts + 3 / 8),
                                                  weight=weight))
-
-
-def twin(counts, filters, alpha, stride, n_iter):
-    """The model-based solver with a fixed dictionary: the intensity, in counts
-    (the same model as DCEA's, local offset included)."""
-    x = torch.as_tensor(counts, dtype=torch.float64)[:, None]
-    H = ConvolutionOperator(torch.as_tensor(filters), counts.shape[1:], stride)
-    offset = natural_offset(x, window=OFFSET_WINDOW)
-    codes, _ = poisson_proximal_gradient(x, H, alpha, max_iter=n_iter, tol=0.0,
-                                         offset=offset)
-    return inverse_link(H(codes) + offset).numpy()[:, 0]
 
 
 def anscombe_blur(counts, sigma):
@@ -192,8 +179,8 @@ def main():
                                         params["kernel_size"],
                                         np.random.RandomState(torch_seed(0)))
         twin_scores = [mean_psnr(tune_clean, twin(tune_noisy, init_filters, a,
-                                                  params["stride"],
-                                                  params["n_layers"]) / peak)
+                                                  stride=params["stride"],
+                                                  n_iter=params["n_layers"]) / peak)
                        for a in alphas]
         alpha = alphas[int(np.argmax(twin_scores))]
         print(f"peak {peak}: TV weight {weight} ({max(tv_scores):.2f} dB on training "
@@ -224,8 +211,8 @@ def main():
         tuned.append((peak_key, weight, alpha, blur_sigma))
         results[f"model-based twin: {params['n_layers']} prox-grad iterations, "
                 "initial filters"] = mean_psnr(
-            cleans, [twin(noisy[n][None], init_filters, alpha, params["stride"],
-                          params["n_layers"])[0] / peak for n in test])
+            cleans, [twin(noisy[n][None], init_filters, alpha, stride=params["stride"],
+                          n_iter=params["n_layers"])[0] / peak for n in test])
         t_twin = time.perf_counter() - start
         figure_images[peak] = {"clean": test["camera"], "noisy": noisy["camera"] / peak,
                                "Anscombe + TV":

@@ -378,23 +378,14 @@ def dcea_twin(estimator, noisy, truth, alphas=(0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0
     proximal-gradient steps with its initial filters, at the l1 weight of
     ``alphas`` that scores best on these very images (an edge the learned
     model does not get). Returns that PSNR and the weight."""
-    from sklearn_mbdl.dcea._estimator import OFFSET_WINDOW
+    from sklearn_mbdl.dcea import model_based_denoise
     from sklearn_mbdl.metrics import psnr
-    from sklearn_mbdl.operators import ConvolutionOperator
-    from sklearn_mbdl.solvers import (inverse_link, natural_offset,
-                                      poisson_proximal_gradient)
 
-    x = torch.as_tensor(noisy, dtype=torch.float64)[:, None]
-    H = ConvolutionOperator(torch.as_tensor(estimator.initial_components_),
-                            noisy.shape[1:], estimator.stride)
-    offset = natural_offset(x, window=OFFSET_WINDOW)
     scores = {}
     for alpha in alphas:
-        codes, _ = poisson_proximal_gradient(x, H, alpha, max_iter=estimator.n_layers,
-                                             offset=offset, tol=0.0)
-        mean = inverse_link(H(codes) + offset).numpy()[:, 0]
-        mean = mean * estimator.intensity_scale_
-        scores[alpha] = psnr(truth, mean, data_range=1)
+        mean = model_based_denoise(noisy, estimator.initial_components_, alpha,
+                                   stride=estimator.stride, n_iter=estimator.n_layers)
+        scores[alpha] = psnr(truth, mean * estimator.intensity_scale_, data_range=1)
     best = max(scores, key=scores.get)
     return scores[best], best
 

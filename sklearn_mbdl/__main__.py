@@ -119,14 +119,9 @@ def _tour_lista():
 @_step("DCEAEstimator", "Poisson denoising at peak 4, 16 test crops 64 x 64 (PSNR)")
 def _tour_dcea():
     """DCEA-C with its defaults against its model-based twin at peak 4."""
-    import torch
-
     from .datasets import make_poisson_images
-    from .dcea import DCEAEstimator
-    from .dcea._estimator import OFFSET_WINDOW
+    from .dcea import DCEAEstimator, model_based_denoise
     from .metrics import psnr
-    from .operators import ConvolutionOperator
-    from .solvers import inverse_link, natural_offset, poisson_proximal_gradient
 
     _, clean = make_poisson_images(300, patch_size=24, peak=4, random_state=0)
     noisy, truth = make_poisson_images(16, patch_size=64, peak=4, images="test",
@@ -135,16 +130,10 @@ def _tour_dcea():
     # the twin: 15 proximal-gradient iterations with DCEA's initial filters,
     # its l1 weight the best of a grid on these very crops (an edge the
     # learned model does not get)
-    x = torch.as_tensor(noisy)[:, None]
-    H = ConvolutionOperator(torch.as_tensor(dcea.initial_components_), (64, 64),
-                            dcea.stride)
-    offset = natural_offset(x, window=OFFSET_WINDOW)
-
     def twin(alpha):
-        codes, _ = poisson_proximal_gradient(x, H, alpha, max_iter=dcea.n_layers,
-                                             offset=offset, tol=0.0)
-        mean = inverse_link(H(codes) + offset).numpy()[:, 0] * dcea.intensity_scale_
-        return psnr(truth, mean, data_range=1)
+        mean = model_based_denoise(noisy, dcea.initial_components_, alpha,
+                                   stride=dcea.stride, n_iter=dcea.n_layers)
+        return psnr(truth, mean * dcea.intensity_scale_, data_range=1)
 
     base = max(twin(alpha) for alpha in (1.0, 2.0, 3.0, 4.0, 6.0, 8.0))
     ours = psnr(truth, dcea.transform(noisy), data_range=1)

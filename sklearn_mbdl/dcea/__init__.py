@@ -16,7 +16,7 @@ The subpackage holds the network (``_network``) and the estimator
 (``_estimator``).
 """
 
-from ._estimator import DCEAEstimator
+from ._estimator import DCEAEstimator, model_based_denoise
 from ._network import DCEA, ExponentialFamilyLoss
 
-__all__ = ["DCEA", "DCEAEstimator", "ExponentialFamilyLoss"]
+__all__ = ["DCEA", "DCEAEstimator", "ExponentialFamilyLoss", "model_based_denoise"]
