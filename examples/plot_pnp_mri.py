@@ -51,7 +51,7 @@ print(f"zero-filled: NMSE {nmse_db(clean, zero_filled):.2f} dB")
 # The phantom is piecewise constant: exactly the images TV favours, and
 # unlike anything the CNN was trained on. Here TV-ADMM wins clearly; on
 # natural images under the same 4x mask (the benchmark's six test images)
-# the CNN prior wins instead (NMSE -24.2 dB against -22.0 dB for TV-ADMM).
+# the CNN prior wins instead (NMSE -24.4 dB against -22.0 dB for TV-ADMM).
 # A denoiser trained on images of the anatomy to be scanned is what
 # plug-and-play MRI uses in practice: ``fit`` on such images.
 
