@@ -33,7 +33,7 @@ def set_mmap_threshold(n_bytes):
     an ``mmap`` / ``munmap`` and fresh page faults each. Setting
     ``MALLOC_TRIM_THRESHOLD_``, as Dask's nanny does for its workers,
     switches that adjustment off and pins the threshold at 128 KiB: solvers
-    that allocate per iteration then ran 1.7-4.5 times slower in a worker.
+    that allocate per iteration then ran 1.5-6 times slower in a worker.
     This sets the ceiling the adjustment would have reached; the trim
     threshold (memory handed back to the system) is left as Dask set it.
     Returns whether it was applied.

@@ -358,7 +358,7 @@ class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
         (:func:`_run_in_place`): a per-layer temporary of a chunk is larger
         than glibc's mmap threshold, and where that threshold is pinned
         (Dask's workers set ``MALLOC_TRIM_THRESHOLD_``) each one was an
-        ``mmap`` / ``munmap`` pair and a round of page faults, 5 times
+        ``mmap`` / ``munmap`` pair and a round of page faults, 6 times
         slower than in a plain process.
         """
         dtype = torch_dtype(X)
