@@ -224,3 +224,19 @@ def test_device_accelerate_is_quiet_unless_verbose(capsys):
     LISTATransformer(D, n_layers=2, max_epochs=2, device="accelerate",
                      verbose=1).fit(X)
     assert "train_loss" in capsys.readouterr().out
+
+
+def test_a_model_pickled_before_a_parameter_existed_takes_its_default():
+    import pickle
+
+    from sklearn_mbdl import BurstSuperResolver, LISTATransformer
+
+    for est, name in ((LISTATransformer(alpha=0.3), "augmentation"),
+                      (BurstSuperResolver(4), "estimate_blur")):
+        state = est.__getstate__()
+        del state[name]   # as pickled by a version without the parameter
+        old = type(est).__new__(type(est))
+        old.__setstate__(state)
+        assert getattr(old, name) == est.get_params()[name]
+        # the others are kept
+        assert pickle.loads(pickle.dumps(old)).get_params() == est.get_params()

@@ -12,6 +12,7 @@ inference: by chunks, in eval mode, in the input's float dtype.
 
 import dataclasses
 import functools
+import inspect
 import warnings
 from typing import Any, Callable, Optional
 
@@ -454,6 +455,11 @@ class TorchEstimator(BaseEstimator):
         if str(state.get("device_", "cpu")).startswith("cuda") and \
                 not torch.cuda.is_available():
             state["device_"] = "cpu"
+        # a model pickled before a parameter was added takes its default
+        for name, param in inspect.signature(type(self).__init__).parameters.items():
+            if name != "self" and name not in state and \
+                    param.default is not inspect.Parameter.empty:
+                state[name] = param.default
         super().__setstate__(state)
 
 

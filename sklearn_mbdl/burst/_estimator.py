@@ -21,7 +21,8 @@ from .._base import (
     random_symmetries,
     warn_if_out_of_range,
 )
-from ..operators import MOTION_MODELS, decimation_factors
+from ..operators import MOTION_MODELS, BurstOperator, decimation_factors
+from ._motion import to_high_res
 from ._network import BurstNet
 from ._simulate import draw_bursts as _draw_bursts
 
@@ -30,6 +31,13 @@ __all__ = ["BurstSuperResolver"]
 PRIORS = ("cnn", "tv")
 # bursts that decide keep-better when no images are held out
 N_CHECK = 64
+# blurs tried across the ``blur_sigma`` range when it is estimated per burst
+N_BLURS = 8
+# above this noise level (images in [0, 1]) the frames' noise hides the blur:
+# the cross-validation then prefers the smoothest predictions, i.e. the
+# largest blurs (0.4-0.7 px picked for a 0.3 px camera at a level of
+# 0.05-0.07, benchmarks/results/burst_notes.md), and the blur is assumed
+BLUR_NOISE_LIMIT = 0.04
 
 
 def _frame_shape(image_shape, scale):
@@ -49,6 +57,66 @@ def _simulate_training(rng, n_samples, *, clean, **camera):
 def _forward(module, state, bursts, kwargs):
     """The network's forward with the fitted state cast to the bursts' dtype."""
     return torch.func.functional_call(module, state, (bursts,), kwargs)
+
+
+def _frame_folds(n_frames):
+    """Two splits of a burst's frames, both keeping the reference frame 0:
+    (frames restored from, frames predicted)."""
+    others = list(range(1, n_frames))
+    return (([0] + others[1::2], others[0::2]), ([0] + others[0::2], others[1::2]))
+
+
+def _blur_errors(module, state, bursts, kwargs, blurs):
+    """Cross-validation error of each candidate blur, per burst.
+
+    For each blur (high-resolution pixels) and each split of the frames
+    (:func:`_frame_folds`), the network restores the image from one part of
+    the frames with that blur in its data step, and the formation model with
+    the same blur predicts the other part, at the motions estimated on the
+    whole burst; the error is the mean squared difference inside the frames
+    (a margin of the largest shift left out). An overestimated blur rings
+    and predicts the frames left out badly; an underestimated one predicts
+    them nearly as well as the right one, so the choice errs low.
+    """
+    _, motions = _forward(module, state, bursts, kwargs)
+    shape = kwargs["image_shape"]
+    margin = int(np.ceil(module.max_shift)) + 2
+    h, w = bursts.shape[-2:]
+    inside = (slice(None), slice(None), slice(min(margin, h // 4), h - min(margin, h // 4)),
+              slice(min(margin, w // 4), w - min(margin, w // 4)))
+    errors = bursts.new_zeros((len(bursts), len(blurs)))
+    for i, blur in enumerate(blurs):
+        for keep, predict in _frame_folds(bursts.shape[1]):
+            image, _ = _forward(module, state, bursts[:, keep],
+                                {**kwargs, "blur_sigma": float(blur)})
+            params = to_high_res(motions[:, predict], model=module.motion,
+                                 scale=module.scale, image_shape=shape)
+            predicted = BurstOperator(params, scale=module.scale, blur_sigma=float(blur),
+                                      model=module.motion, image_shape=shape)(image)
+            residual = (predicted - bursts[:, predict])[inside]
+            errors[:, i] += residual.pow(2).mean(dim=(1, 2, 3))
+    return errors
+
+
+def _restore_estimating_blur(module, state, bursts, kwargs, blurs):
+    """Restore each burst with the candidate blur of least cross-validation
+    error (the module's assumed blur for bursts noisier than
+    ``BLUR_NOISE_LIMIT``); returns images, motions and the blurs used
+    (high-resolution pixels)."""
+    chosen = bursts.new_full((len(bursts),), module.blur_sigma)
+    quiet = module._levels(bursts, kwargs["noise_level"]) <= BLUR_NOISE_LIMIT
+    if bool(quiet.any()):
+        errors = _blur_errors(module, state, bursts[quiet], kwargs, blurs)
+        chosen[quiet] = blurs[errors.argmin(dim=1)]
+    images = motions = None
+    for blur in torch.unique(chosen):
+        rows = chosen == blur
+        x, m = _forward(module, state, bursts[rows], {**kwargs, "blur_sigma": float(blur)})
+        if images is None:
+            images = x.new_empty((len(bursts), *x.shape[1:]))
+            motions = m.new_empty((len(bursts), *m.shape[1:]))
+        images[rows], motions[rows] = x, m
+    return images, motions, chosen
 
 
 class BurstSuperResolver(RestorerMixin, TorchEstimator):
@@ -102,10 +170,23 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
     blur_sigma : float or (float, float), default=(0.0, 0.7)
         Standard deviation of the optics' Gaussian blur, in low-resolution
         pixels (on top of the pixel integration): a range the training
-        cameras are drawn from (the data step assumes the point 30% of the
-        way up it), or one value. A model fitted on a range restores the
-        bursts of a camera whose blur is known with that blur set as one
-        value after ``fit`` (``set_params(blur_sigma=0.4)``).
+        cameras are drawn from, or one value. With a range, ``transform``
+        estimates each burst's blur within it (``estimate_blur``). A model
+        fitted on a range restores the bursts of a camera whose blur is
+        known with that blur set as one value after ``fit``
+        (``set_params(blur_sigma=0.4)``).
+    estimate_blur : bool, default=True
+        With ``blur_sigma`` a range and bursts of 4 frames or more,
+        ``transform`` picks each burst's blur among 8 values across the
+        range by cross-validation over its frames: the image restored from
+        half of the frames with a candidate blur predicts the other half
+        through the formation model with that blur (two splits, the
+        reference frame in both); the blur that predicts them best is used.
+        It costs about 20 restorations of half bursts per burst. Bursts
+        whose noise level is above 0.04 (images in [0, 1]), where the noise
+        hides the blur, and ``estimate_blur=False`` assume the point 30% of
+        the way up the range (an overestimated blur rings, an
+        underestimated one only loses sharpness).
     noise_level : "auto" or float, default="auto"
         Standard deviation of the noise (images in [0, 1]) that scales the
         step sizes: ``"auto"`` estimates it from each burst; a number fixes
@@ -186,7 +267,8 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
     """
 
     def __init__(self, scale=2, n_frames=8, *, motion="euclidean", max_shift=4.0,
-                 max_rotation=2.0, blur_sigma=(0.0, 0.7), noise_level="auto",
+                 max_rotation=2.0, blur_sigma=(0.0, 0.7), estimate_blur=True,
+                 noise_level="auto",
                  shot_noise=(1e-4, 1.2e-2), n_iter=4, prior="cnn", image_shape=None,
                  max_epochs=3, lr=1e-4, batch_size=16, validation_fraction=0.1,
                  device="cpu", random_state=None, verbose=0):
@@ -196,6 +278,7 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
         self.max_shift = max_shift
         self.max_rotation = max_rotation
         self.blur_sigma = blur_sigma
+        self.estimate_blur = estimate_blur
         self.noise_level = noise_level
         self.shot_noise = shot_noise
         self.n_iter = n_iter
@@ -213,6 +296,7 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
         "max_rotation": [Interval(Real, 0, None, closed="left")],
         # a number, or a range (low, high) checked by _check_param_relations
         "blur_sigma": [Interval(Real, 0, None, closed="left"), tuple, list],
+        "estimate_blur": ["boolean"],
         "noise_level": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
         "shot_noise": [Interval(Real, 0, None, closed="left"), tuple, list],
         "n_iter": [Interval(Integral, 1, None, closed="left")],
@@ -372,20 +456,45 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
                 f"{self.frame_shape_}, n_frames={K}); got {frames:g} frames' worth.")
         return rows.reshape(len(rows), K, *self.frame_shape_), self.image_shape_, False
 
-    def _restore(self, bursts, image_shape):
+    def _candidate_blurs(self, n_frames):
+        """The blurs (high-resolution pixels) tried per burst, or None where
+        the blur is not estimated (one value given, ``estimate_blur=False``,
+        or fewer than 4 frames to split)."""
+        blur = check_number_or_range(self.blur_sigma, "blur_sigma")
+        if not isinstance(blur, tuple) or not self.estimate_blur or n_frames < 4:
+            return None
+        scale = self.net_.module_.scale
+        return torch.linspace(blur[0] * scale, blur[1] * scale, N_BLURS,
+                              dtype=torch.float64)
+
+    def _restore(self, bursts, image_shape, return_blur=False):
         """Restore validated bursts; returns images (in the bursts' dtype)
-        and motions (float64)."""
+        and motions (float64), and with ``return_blur`` the optics blur used
+        for each burst (low-resolution pixels)."""
         scale = self.net_.module_.scale
         kwargs = dict(noise_level=self._noise_level(), return_motion=True,
                       image_shape=tuple(image_shape))
         blur = check_number_or_range(self.blur_sigma, "blur_sigma")
-        if not isinstance(blur, tuple):   # the camera's blur, given after fit
-            kwargs["blur_sigma"] = float(blur * scale)
-        forward = functools.partial(_forward, kwargs=kwargs)
-        images, motions = self._run_network(bursts, forward, cpu_size=self.batch_size)
+        blurs = self._candidate_blurs(bursts.shape[1])
+        if blurs is not None:
+            def forward(module, state, x):
+                return _restore_estimating_blur(module, state, x, kwargs,
+                                                blurs.to(x.device, x.dtype))
+            images, motions, used = self._run_network(bursts, forward,
+                                                      cpu_size=self.batch_size)
+            used = used.astype(np.float64) / scale
+        else:
+            if not isinstance(blur, tuple):   # the camera's blur, given after fit
+                kwargs["blur_sigma"] = float(blur * scale)
+            forward = functools.partial(_forward, kwargs=kwargs)
+            images, motions = self._run_network(bursts, forward, cpu_size=self.batch_size)
+            used = np.full(len(bursts), kwargs.get("blur_sigma",
+                                                   self.net_.module_.blur_sigma) / scale)
+        if return_blur:
+            return images, motions.astype(np.float64), used
         return images, motions.astype(np.float64)
 
-    def transform(self, X, *, return_motion=False):
+    def transform(self, X, *, return_motion=False, return_blur=False):
         """Super-resolve bursts.
 
         Parameters
@@ -399,6 +508,9 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
         return_motion : bool, default=False
             Also return the motions the network estimated (low-resolution
             units, see :func:`~sklearn_mbdl.burst.estimate_motion`).
+        return_blur : bool, default=False
+            Also return the optics blur used for each burst (low-resolution
+            pixels): estimated, or the one given (see ``estimate_blur``).
 
         Returns
         -------
@@ -407,12 +519,15 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
             of ``X``.
         motions : ndarray of shape (n_bursts, n_frames, k)
             Only with ``return_motion=True``.
+        blur : ndarray of shape (n_bursts,)
+            Only with ``return_blur=True``.
         """
         bursts, image_shape, as_images = self._validate_bursts(X)
         warn_if_out_of_range(bursts, "X (bursts)", self)
-        images, motions = self._restore(bursts, image_shape)
+        images, motions, blur = self._restore(bursts, image_shape, return_blur=True)
         out = images if as_images else images.reshape(len(images), -1)
-        return (out, motions) if return_motion else out
+        extra = ((motions,) if return_motion else ()) + ((blur,) if return_blur else ())
+        return (out, *extra) if extra else out
 
     def simulate(self, X, random_state=None, *, return_motion=False):
         """Bursts of clean images through random cameras, drawn as in ``fit``.
