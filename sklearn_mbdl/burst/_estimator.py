@@ -59,6 +59,12 @@ def _forward(module, state, bursts, kwargs):
     return torch.func.functional_call(module, state, (bursts,), kwargs)
 
 
+def _blur_margin(max_shift):
+    """Border of the frames left out of the blur's cross-validation (the
+    pixels a shift of up to ``max_shift`` may bring in from outside)."""
+    return int(np.ceil(max_shift)) + 2
+
+
 def _frame_folds(n_frames):
     """Two splits of a burst's frames, both keeping the reference frame 0:
     (frames restored from, frames predicted)."""
@@ -80,10 +86,9 @@ def _blur_errors(module, state, bursts, kwargs, blurs):
     """
     _, motions = _forward(module, state, bursts, kwargs)
     shape = kwargs["image_shape"]
-    margin = int(np.ceil(module.max_shift)) + 2
+    margin = _blur_margin(module.max_shift)
     h, w = bursts.shape[-2:]
-    inside = (slice(None), slice(None), slice(min(margin, h // 4), h - min(margin, h // 4)),
-              slice(min(margin, w // 4), w - min(margin, w // 4)))
+    inside = (slice(None), slice(None), slice(margin, h - margin), slice(margin, w - margin))
     errors = bursts.new_zeros((len(bursts), len(blurs)))
     for i, blur in enumerate(blurs):
         for keep, predict in _frame_folds(bursts.shape[1]):
@@ -176,7 +181,8 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
         known with that blur set as one value after ``fit``
         (``set_params(blur_sigma=0.4)``).
     estimate_blur : bool, default=True
-        With ``blur_sigma`` a range and bursts of 4 frames or more,
+        With ``blur_sigma`` a range and bursts of 4 frames or more (frames
+        of at least ``2 ceil(max_shift) + 8`` pixels a side),
         ``transform`` picks each burst's blur among 8 values across the
         range by cross-validation over its frames: the image restored from
         half of the frames with a candidate blur predicts the other half
@@ -456,12 +462,16 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
                 f"{self.frame_shape_}, n_frames={K}); got {frames:g} frames' worth.")
         return rows.reshape(len(rows), K, *self.frame_shape_), self.image_shape_, False
 
-    def _candidate_blurs(self, n_frames):
+    def _candidate_blurs(self, burst_shape):
         """The blurs (high-resolution pixels) tried per burst, or None where
-        the blur is not estimated (one value given, ``estimate_blur=False``,
-        or fewer than 4 frames to split)."""
+        the blur is not estimated: one value given, ``estimate_blur=False``,
+        fewer than 4 frames to split, or frames with too little inside the
+        border a shift may bring in (1-D signals among them)."""
         blur = check_number_or_range(self.blur_sigma, "blur_sigma")
-        if not isinstance(blur, tuple) or not self.estimate_blur or n_frames < 4:
+        n_frames, *frame_shape = burst_shape
+        margin = _blur_margin(self.net_.module_.max_shift)
+        if (not isinstance(blur, tuple) or not self.estimate_blur or n_frames < 4
+                or min(frame_shape) < 2 * margin + 4):
             return None
         scale = self.net_.module_.scale
         return torch.linspace(blur[0] * scale, blur[1] * scale, N_BLURS,
@@ -475,7 +485,7 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
         kwargs = dict(noise_level=self._noise_level(), return_motion=True,
                       image_shape=tuple(image_shape))
         blur = check_number_or_range(self.blur_sigma, "blur_sigma")
-        blurs = self._candidate_blurs(bursts.shape[1])
+        blurs = self._candidate_blurs(bursts.shape[1:])
         if blurs is not None:
             def forward(module, state, x):
                 return _restore_estimating_blur(module, state, x, kwargs,
