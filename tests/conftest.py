@@ -1,7 +1,9 @@
 """Shared test set-up.
 
-Tests run on one thread (on 2 cores torch's default threads made the
-scikit-learn checks 10-20 times slower) and on the device named by
+Tests run in parallel over the cores (pytest-xdist's ``-n auto``, set in
+setup.cfg; ``-n 0`` runs them in one process), each worker on one
+torch thread (on 2 cores torch's default threads made the scikit-learn checks
+10-20 times slower), and on the device named by
 ``--device`` (or the ``SKLEARN_MBDL_DEVICE`` environment variable):
 ``pytest --device cuda`` runs the suite on a GPU.
 """
@@ -13,6 +15,14 @@ import pytest
 import torch
 
 torch.set_num_threads(1)
+
+
+def pytest_xdist_auto_num_workers(config):
+    """Workers for ``-n auto``: one per core, at most 4 (each imports torch
+    and builds its own module-level fixtures)."""
+    cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+             else os.cpu_count() or 1)
+    return max(1, min(4, cores))
 
 
 def pytest_addoption(parser):

@@ -328,6 +328,23 @@ def test_blur_is_assumed_where_noise_hides_it(trained):
     np.testing.assert_allclose(used, 0.21)
 
 
+def test_blur_is_assumed_on_frames_too_small_to_split(trained):
+    # the cross-validation scores the frames inside a border of
+    # ceil(max_shift) + 2 pixels (a shift may bring in what lies outside),
+    # and needs 4 pixels left inside: max_shift=2 -> frames of at least 12
+    cnn, _, _, _, _ = trained
+    test = extract_patches(load_images("test"), 2, 24, random_state=1)
+    bursts, _, _ = make_bursts(test, scale=2, n_frames=6, noise_level=0.005,
+                               motion="euclidean", blur_sigma=0.0, random_state=3)
+    model = pickle.loads(pickle.dumps(cnn))
+    _, small = model.transform(np.ascontiguousarray(bursts[..., :10, :10]),
+                               return_blur=True)
+    np.testing.assert_allclose(small, 0.21)
+    # the candidates (0, 0.1, ..., 0.7 px) never include the assumption
+    _, estimated = model.transform(bursts, return_blur=True)
+    assert not np.isclose(estimated, 0.21).any(), estimated
+
+
 @pytest.mark.parametrize("blur", [0.0, 0.7])
 def test_blur_is_estimated_per_burst(trained, blur):
     # the blur picked by cross-validation over the frames follows the
