@@ -84,6 +84,10 @@ sphinx_gallery_conf = {
     "doc_module": ("sklearn_mbdl",),
     "backreferences_dir": "generated/backreferences",
     "reference_url": {"sklearn_mbdl": None},
+    # the examples run side by side, one process per core (at most 4); each
+    # sets one torch thread through OMP_NUM_THREADS (see .ci/run)
+    "parallel": max(1, min(4, len(os.sched_getaffinity(0))
+                           if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)),
 }
 
 # -- HTML ---------------------------------------------------------------------

@@ -81,8 +81,9 @@ def _blur_errors(module, state, bursts, kwargs, blurs):
     the same blur predicts the other part, at the motions estimated on the
     whole burst; the error is the mean squared difference inside the frames
     (a margin of the largest shift left out). An overestimated blur rings
-    and predicts the frames left out badly; an underestimated one predicts
-    them nearly as well as the right one, so the choice errs low.
+    and predicts the frames left out badly; on bursts with little noise
+    the least error lies 0.2-0.3 low-resolution pixels below the right
+    blur, so the choice errs low there.
     """
     _, motions = _forward(module, state, bursts, kwargs)
     shape = kwargs["image_shape"]
