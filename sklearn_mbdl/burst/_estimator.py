@@ -90,13 +90,16 @@ def _blur_errors(module, state, bursts, kwargs, blurs):
     margin = _blur_margin(module.max_shift)
     h, w = bursts.shape[-2:]
     inside = (slice(None), slice(None), slice(margin, h - margin), slice(margin, w - margin))
+    # the left-out frames' motions at high resolution, per split (the same
+    # for every blur)
+    folds = [(keep, predict, to_high_res(motions[:, predict], model=module.motion,
+                                         scale=module.scale, image_shape=shape))
+             for keep, predict in _frame_folds(bursts.shape[1])]
     errors = bursts.new_zeros((len(bursts), len(blurs)))
     for i, blur in enumerate(blurs):
-        for keep, predict in _frame_folds(bursts.shape[1]):
+        for keep, predict, params in folds:
             image, _ = _forward(module, state, bursts[:, keep],
                                 {**kwargs, "blur_sigma": float(blur)})
-            params = to_high_res(motions[:, predict], model=module.motion,
-                                 scale=module.scale, image_shape=shape)
             predicted = BurstOperator(params, scale=module.scale, blur_sigma=float(blur),
                                       model=module.motion, image_shape=shape)(image)
             residual = (predicted - bursts[:, predict])[inside]
@@ -463,12 +466,12 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
                 f"{self.frame_shape_}, n_frames={K}); got {frames:g} frames' worth.")
         return rows.reshape(len(rows), K, *self.frame_shape_), self.image_shape_, False
 
-    def _candidate_blurs(self, burst_shape):
-        """The blurs (high-resolution pixels) tried per burst, or None where
-        the blur is not estimated: one value given, ``estimate_blur=False``,
-        fewer than 4 frames to split, or frames with too little inside the
-        border a shift may bring in (1-D signals among them)."""
-        blur = check_number_or_range(self.blur_sigma, "blur_sigma")
+    def _candidate_blurs(self, blur, burst_shape):
+        """The blurs (high-resolution pixels) tried per burst for the checked
+        ``blur_sigma``, or None where the blur is not estimated: one value
+        given, ``estimate_blur=False``, fewer than 4 frames to split, or
+        frames with too little inside the border a shift may bring in (1-D
+        signals among them)."""
         n_frames, *frame_shape = burst_shape
         margin = _blur_margin(self.net_.module_.max_shift)
         if (not isinstance(blur, tuple) or not self.estimate_blur or n_frames < 4
@@ -486,7 +489,7 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
         kwargs = dict(noise_level=self._noise_level(), return_motion=True,
                       image_shape=tuple(image_shape))
         blur = check_number_or_range(self.blur_sigma, "blur_sigma")
-        blurs = self._candidate_blurs(bursts.shape[1:])
+        blurs = self._candidate_blurs(blur, bursts.shape[1:])
         if blurs is not None:
             def forward(module, state, x):
                 return _restore_estimating_blur(module, state, x, kwargs,
