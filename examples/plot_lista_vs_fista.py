@@ -10,8 +10,8 @@ ISTA solves the lasso
 
 by repeating one cheap step, and needs many of them. LISTA
 (:class:`~sklearn_mbdl.LISTATransformer`) runs a fixed number of the same
-steps with learned parameters (step sizes, thresholds, gradient maps; see
-:ref:`lista`), trained to reproduce the exact lasso codes of the training
+steps with learned parameters (a step size, a threshold and a momentum per
+layer; see :ref:`lista`), trained to reproduce the exact lasso codes of the training
 signals. This example measures how far each method is from the exact codes
 after :math:`k` layers (LISTA) or :math:`k` iterations (ISTA, FISTA), on
 signals none of them was trained on.
@@ -64,7 +64,7 @@ print(f"non-zero coefficients per exact code: {n_nonzero:.1f} on average")
 
 n_layers = 16
 lista = LISTATransformer(
-    D, n_layers=n_layers, alpha=alpha, max_epochs=60, lr=1e-2, random_state=0,
+    D, n_layers=n_layers, alpha=alpha, max_epochs=60, random_state=0,
 )
 lista.fit(X_train)
 history = lista.net_.history
@@ -118,9 +118,10 @@ print(f"depths at which LISTA is ahead of FISTA: {ahead.tolist()}")
 # The learned parameters
 # ----------------------
 # Each layer has a step size and a threshold, shown here relative to ISTA's
-# (step ``1/L`` and threshold ``alpha/L``, where ``L = ||D||_2^2``). They
-# started equal to ISTA's, as did the layer's map ``W_k`` (``D^T``), which
-# was trained too; the user guide (:ref:`lista`) describes every parameter.
+# (step ``1/L`` and threshold ``alpha/L``, where ``L = ||D||_2^2``), and a
+# momentum. They started equal to ISTA's (momentum 0); every layer applies
+# the dictionary's adjoint ``D^T`` (``weights="learned"`` would train a map
+# per layer too; the user guide, :ref:`lista`, describes every parameter).
 
 step_ratio = lista.steps_ / lista.ista_step_
 threshold_ratio = lista.thresholds_ / (alpha * lista.ista_step_)

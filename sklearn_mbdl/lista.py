@@ -1,6 +1,7 @@
 """LISTA: ISTA unrolled into a network whose step sizes, thresholds and
-gradient maps are learned (Gregor & LeCun 2010; the weight-coupled form of
-Chen et al. 2018).
+momenta (and optionally gradient maps) are learned (Gregor & LeCun 2010; the
+step-size form of Ablin et al. 2019 and the weight-coupled form of Chen et
+al. 2018).
 """
 
 import copy
@@ -16,6 +17,7 @@ from torch import nn
 from ._base import (
     Interval,
     TorchEstimator,
+    StrOptions,
     TrainingProblem,
     check_matrix,
     check_number,
@@ -29,6 +31,10 @@ from .sparse_coding import DictionaryTransformerMixin, _sparse_encode, learn_dic
 
 __all__ = ["LISTA", "LISTATransformer"]
 
+# The largest momentum a layer may learn: FISTA's tends to 1; trained layers
+# with the dictionary's adjoint push past it (lista_robustness_notes.md).
+MAX_MOMENTUM = 1.5
+
 
 class LISTA(nn.Module):
     """ISTA unrolled to ``n_layers`` layers with learned parameters.
@@ -38,13 +44,17 @@ class LISTA(nn.Module):
         y = z + b_k (z - z_previous)                 # learned momentum
         z <- prox(y - s_k (y D - x) W_k, t_k)        # learned ISTA step
 
-    the ISTA step of :func:`sklearn_mbdl.solvers.ista` with the adjoint
-    ``D^T`` replaced by a learned map ``W_k`` (the weight-coupled LISTA of
-    Chen et al. 2018: the dictionary ``D`` stays the known model), a learned
-    step ``s_k``, a learned threshold ``t_k >= 0`` and a learned momentum
-    ``0 <= b_k <= 1`` (the extrapolation FISTA uses with a fixed schedule). At
-    initialisation ``W_k = D^T``, ``s_k = 1/L``, ``t_k = alpha/L`` and
-    ``b_k = 0``: the untrained network *is* ``n_layers`` iterations of ISTA.
+    the ISTA step of :func:`sklearn_mbdl.solvers.ista` with a learned step
+    ``s_k``, a learned threshold ``t_k >= 0`` and a learned momentum
+    ``0 <= b_k <= 1.5`` (the extrapolation FISTA uses with a fixed schedule,
+    where it tends to 1).
+    The map ``W_k`` is ISTA's adjoint ``D^T`` in every layer
+    (``weights="dictionary"``: the step-size LISTA of Ablin et al. 2019,
+    here with a momentum) or a learned matrix per layer
+    (``weights="learned"``: the weight-coupled LISTA of Chen et al. 2018).
+    The dictionary ``D`` stays the known model in both. At initialisation
+    ``W_k = D^T``, ``s_k = 1/L``, ``t_k = alpha/L`` and ``b_k = 0``: the
+    untrained network *is* ``n_layers`` iterations of ISTA.
 
     Steps and thresholds are stored as multiples of ``1/L`` and ``alpha/L``,
     so that every parameter is of order one for the optimiser.
@@ -54,14 +64,21 @@ class LISTA(nn.Module):
     dictionary : torch.Tensor of shape (n_components, n_features)
     n_layers : int
     alpha : float
+    weights : {"dictionary", "learned"}, default="dictionary"
+        ``"dictionary"``: every layer applies ``D^T`` (a buffer, not
+        trained); ``"learned"``: each layer learns its own ``W_k``.
     tied : bool, default=False
-        Share ``W``, step and threshold across layers.
+        Share ``W`` (when learned), step, threshold and momentum across
+        layers.
     positive : bool, default=False
         Non-negative codes.
     """
 
-    def __init__(self, dictionary, n_layers, alpha, *, tied=False, positive=False):
+    def __init__(self, dictionary, n_layers, alpha, *, weights="dictionary",
+                 tied=False, positive=False):
         super().__init__()
+        if weights not in ("dictionary", "learned"):
+            raise ValueError(f"weights must be 'dictionary' or 'learned', got {weights!r}.")
         dictionary = torch.as_tensor(dictionary)
         lipschitz = MatrixOperator(dictionary.double()).lipschitz()
         self.n_layers = int(n_layers)
@@ -73,10 +90,17 @@ class LISTA(nn.Module):
         self.register_buffer("threshold_unit", torch.tensor(alpha / lipschitz,
                                                             dtype=dictionary.dtype))
         n_maps = 1 if self.tied else self.n_layers
-        self.weight = nn.Parameter(dictionary.T.repeat(n_maps, 1, 1).contiguous())
+        if weights == "learned":
+            self.weight = nn.Parameter(dictionary.T.repeat(n_maps, 1, 1).contiguous())
+        else:   # ISTA's adjoint, one copy for every layer
+            self.register_buffer("weight", dictionary.T.unsqueeze(0).contiguous())
         self.step_scale = nn.Parameter(torch.ones(n_maps, dtype=dictionary.dtype))
         self.threshold_scale = nn.Parameter(torch.ones(n_maps, dtype=dictionary.dtype))
         self.momentum = nn.Parameter(torch.zeros(n_maps, dtype=dictionary.dtype))
+
+    def layer_weight(self, k):
+        """The map ``W_k`` of layer ``k``, shape ``(n_features, n_components)``."""
+        return self.weight[0 if self.weight.shape[0] == 1 else k]
 
     def steps(self):
         """Effective step size of each layer, shape ``(n_layers,)``."""
@@ -88,8 +112,8 @@ class LISTA(nn.Module):
                 * self.threshold_unit).expand(self.n_layers)
 
     def momenta(self):
-        """Effective momentum of each layer, kept in [0, 1] for stability."""
-        return torch.clamp(self.momentum, 0.0, 1.0).expand(self.n_layers)
+        """Effective momentum of each layer, kept in [0, MAX_MOMENTUM]."""
+        return torch.clamp(self.momentum, 0.0, MAX_MOMENTUM).expand(self.n_layers)
 
     def forward(self, x, n_layers=None):
         n_layers = self.n_layers if n_layers is None else n_layers
@@ -97,9 +121,8 @@ class LISTA(nn.Module):
         momentum = self.momenta()
         z = previous = x.new_zeros((x.shape[0], self.dictionary.shape[0]))
         for k in range(n_layers):
-            i = 0 if self.tied else k
             y = z + momentum[k] * (z - previous)
-            direction = steps[k] * ((y @ self.dictionary - x) @ self.weight[i])
+            direction = steps[k] * ((y @ self.dictionary - x) @ self.layer_weight(k))
             previous, z = z, proximal_step(y, direction, thresholds[k],
                                            self.positive)
         return z
@@ -163,12 +186,11 @@ def _run_in_place(module, x, n_layers, buffers):
     z.zero_()
     previous.zero_()
     for k in range(n_layers):
-        i = 0 if module.tied else k
         # y = z + b_k (z - z_previous)
         torch.sub(z, previous, out=y).mul_(momenta[k]).add_(z)
         # direction = s_k (y D - x) W_k
         torch.matmul(y, module.dictionary, out=residual).sub_(x)
-        torch.matmul(residual, module.weight[i], out=step).mul_(steps[k])
+        torch.matmul(residual, module.layer_weight(k), out=step).mul_(steps[k])
         # z <- prox(y - direction, t_k); the buffer of the previous iterate,
         # no longer needed, takes the new one
         y.sub_(step)
@@ -183,8 +205,15 @@ class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
     the model-based solver, see :func:`sparse_encode`) are the targets, and
     the unrolled network (:class:`~sklearn_mbdl.lista.LISTA`, initialised as
     ISTA) is trained through skorch to reproduce them, on the rows of ``X``
-    and on signals the known model simulates from them (``augmentation``). ``transform`` then runs ``n_layers``
-    layers: the error ISTA reaches in many more iterations.
+    and on signals the known model simulates from them (``augmentation``).
+    ``transform`` then runs ``n_layers`` layers: the error ISTA reaches in
+    many more iterations.
+
+    By default each layer applies the dictionary's own adjoint and learns
+    three numbers (step, threshold, momentum): 48 parameters for 16 layers,
+    whatever the dictionary's size, so a few hundred rows train it without
+    learning them by heart. ``weights="learned"`` also learns a matrix per
+    layer (the weight-coupled LISTA), which needs many more rows.
 
     Parameters
     ----------
@@ -195,17 +224,23 @@ class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
         Depth of the network (number of unrolled ISTA iterations).
     alpha : float, default=1.0
         Weight of the l1 penalty of the lasso the network approximates.
+    weights : {"dictionary", "learned"}, default="dictionary"
+        The map each layer applies to the residual: the dictionary's adjoint
+        ``D^T``, fixed (step-size LISTA), or a matrix learned per layer,
+        started at ``D^T`` (weight-coupled LISTA).
     tied : bool, default=False
-        Share the weights, step and threshold across layers.
+        Share the map (when learned), step, threshold and momentum across
+        layers.
     n_components : int, default=None
         Atoms to learn when ``dictionary`` is None (``n_features`` if None).
     positive : bool, default=False
         Non-negative codes.
     max_epochs : int, default=100
         Maximum training epochs.
-    lr : float, default=3e-3
+    lr : float, default=None
         Adam learning rate (annealed to 0 over ``max_epochs`` by a cosine
-        schedule).
+        schedule). None: 0.03 with ``weights="dictionary"`` (a few scalars
+        of order one), 3e-3 with ``weights="learned"``.
     batch_size : int, default=128
         Mini-batch size for training (inference runs in larger chunks).
     validation_fraction : float, default=0.1
@@ -241,7 +276,8 @@ class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
     thresholds_ : ndarray of shape (n_layers,)
         Learned threshold of each layer (ISTA's is ``alpha/L``).
     momentum_ : ndarray of shape (n_layers,)
-        Learned momentum of each layer (ISTA's is 0; FISTA's grows to 1).
+        Learned momentum of each layer, in [0, 1.5] (ISTA's is 0; FISTA's
+        grows to 1).
     ista_step_ : float
         ``1/L``, ISTA's step, for comparison.
     kept_start_ : bool
@@ -267,14 +303,16 @@ class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
     (200, 32)
     """
 
-    def __init__(self, dictionary=None, *, n_layers=16, alpha=1.0, tied=False,
-                 n_components=None, positive=False, max_epochs=100, lr=3e-3,
+    def __init__(self, dictionary=None, *, n_layers=16, alpha=1.0,
+                 weights="dictionary", tied=False,
+                 n_components=None, positive=False, max_epochs=100, lr=None,
                  batch_size=128, validation_fraction=0.1, augmentation=1.0,
                  device="cpu",
                  random_state=None, verbose=0):
         self.dictionary = dictionary
         self.n_layers = n_layers
         self.alpha = alpha
+        self.weights = weights
         self.tied = tied
         self.n_components = n_components
         self.positive = positive
@@ -287,9 +325,11 @@ class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
         "dictionary": ["array-like", None],
         "n_layers": [Interval(Integral, 1, None, closed="left")],
         "alpha": [Interval(Real, 0, None, closed="left")],
+        "weights": [StrOptions({"dictionary", "learned"})],
         "tied": ["boolean"],
         "n_components": [Interval(Integral, 1, None, closed="left"), None],
         "positive": ["boolean"],
+        "lr": [Interval(Real, 0, None, closed="neither"), None],
     }
 
     def fit(self, X, y=None):
@@ -325,7 +365,8 @@ class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
         scoring = EpochScoring(_nmse_db_score, lower_is_better=True, name="valid_nmse_db")
         self.net_ = self._fit_network(TrainingProblem(
             LISTA, dict(dictionary=D.astype(np.float32), n_layers=self.n_layers,
-                        alpha=self.alpha, tied=self.tied, positive=self.positive),
+                        alpha=self.alpha, weights=self.weights, tied=self.tied,
+                        positive=self.positive),
             X=X32[train], y=Z32[train], valid=(X32[valid], Z32[valid]),
             # more signals from the known model, fresh every epoch
             simulate=functools.partial(
@@ -335,7 +376,8 @@ class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
             error=self._fit_error, start_name=f"{self.n_layers} ISTA iterations",
             # (nothing to learn when ISTA is exact)
             exact=1e-12 * float(np.sum(Z32[checked] ** 2)) + 1e-20,
-            net_kwargs=dict(callbacks=[("valid_nmse_db", scoring)] if valid.size else []),
+            net_kwargs=dict(callbacks=[("valid_nmse_db", scoring)] if valid.size else [],
+                            lr=self.lr or (0.03 if self.weights == "dictionary" else 3e-3)),
         )).net
         module = self.net_.module_
         self.steps_ = to_numpy(module.steps(), np.float64)
@@ -408,6 +450,11 @@ class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
                              max_iter=n_layers, tol=0.0,
                              positive=self.net_.module__positive)
         return int((objective > 2 * zero_objective).sum())
+
+    def __setstate__(self, state):
+        # a model pickled before ``weights`` existed learned its maps
+        state.setdefault("weights", "learned")
+        super().__setstate__(state)
 
     def transform(self, X, n_layers=None):
         """Codes of ``X`` computed by the network.
