@@ -298,6 +298,16 @@ def _overcomplete_dct(n_features, n_components):
     return D / np.linalg.norm(D, axis=1, keepdims=True)
 
 
+def _signals(rng, D, n_samples, n_nonzero, noise=0.01):
+    """``n_samples`` rows ``z D + noise N(0, 1)``, ``n_nonzero`` standard
+    normal entries per code."""
+    codes = np.zeros((n_samples, D.shape[0]))
+    support = np.argsort(rng.rand(n_samples, D.shape[0]), axis=1)[:, :n_nonzero]
+    np.put_along_axis(codes, support, rng.standard_normal((n_samples, n_nonzero)),
+                      axis=1)
+    return codes @ D + noise * rng.standard_normal((n_samples, D.shape[1]))
+
+
 def test_lista_on_a_coherent_dct_dictionary():
     """A second dictionary family (overcomplete DCT, mutual coherence 0.9):
     8 trained layers beat 8 FISTA iterations on held-out rows by 2 dB
@@ -305,10 +315,7 @@ def test_lista_on_a_coherent_dct_dictionary():
     signals, they lose to FISTA by 0.5 dB)."""
     rng = np.random.RandomState(0)
     D = _overcomplete_dct(16, 32)
-    codes = np.zeros((800, 32))
-    support = np.argsort(rng.rand(800, 32), axis=1)[:, :3]
-    np.put_along_axis(codes, support, rng.standard_normal((800, 3)), axis=1)
-    X = codes @ D + 0.01 * rng.standard_normal((800, 16))
+    X = _signals(rng, D, 800, 3)
     alpha = 0.05 * float(np.abs(X @ D.T).max())
     X_train, X_test = X[:600], X[600:]
     model = LISTATransformer(D, n_layers=8, alpha=alpha, max_epochs=30,
@@ -325,10 +332,7 @@ def test_default_generalises_from_few_rows():
     rng = np.random.RandomState(0)
     D = rng.standard_normal((64, 16))
     D /= np.linalg.norm(D, axis=1, keepdims=True)
-    codes = np.zeros((900, 64))
-    support = np.argsort(rng.rand(900, 64), axis=1)[:, :5]
-    np.put_along_axis(codes, support, rng.standard_normal((900, 5)), axis=1)
-    X = codes @ D + 0.01 * rng.standard_normal((900, 16))
+    X = _signals(rng, D, 900, 5)
     alpha = 0.01 * float(np.abs(X @ D.T).max())
     X_train, X_test = X[:300], X[300:]
     errors = {}
