@@ -99,7 +99,17 @@ class LISTA(nn.Module):
         self.momentum = nn.Parameter(torch.zeros(n_maps, dtype=dictionary.dtype))
 
     def layer_weight(self, k):
-        """The map ``W_k`` of layer ``k``, shape ``(n_features, n_components)``."""
+        """The map ``W_k`` of one layer.
+
+        Parameters
+        ----------
+        k : int
+            The layer, from 0.
+
+        Returns
+        -------
+        torch.Tensor of shape (n_features, n_components)
+        """
         return self.weight[0 if self.weight.shape[0] == 1 else k]
 
     def steps(self):
