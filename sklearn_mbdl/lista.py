@@ -331,6 +331,9 @@ class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
                          augmentation=augmentation, device=device,
                          random_state=random_state, verbose=verbose)
 
+    # a model pickled before ``weights`` existed learned its maps
+    _pickle_defaults = {"weights": "learned"}
+
     _parameter_constraints = {
         "dictionary": ["array-like", None],
         "n_layers": [Interval(Integral, 1, None, closed="left")],
@@ -460,11 +463,6 @@ class LISTATransformer(DictionaryTransformerMixin, TorchEstimator):
                              max_iter=n_layers, tol=0.0,
                              positive=self.net_.module__positive)
         return int((objective > 2 * zero_objective).sum())
-
-    def __setstate__(self, state):
-        # a model pickled before ``weights`` existed learned its maps
-        state.setdefault("weights", "learned")
-        super().__setstate__(state)
 
     def transform(self, X, n_layers=None):
         """Codes of ``X`` computed by the network.

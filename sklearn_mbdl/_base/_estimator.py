@@ -141,6 +141,10 @@ class TorchEstimator(BaseEstimator):
     # parameter after fit; the shared training parameters a subclass takes
     # get TRAINING_CONSTRAINTS unless it declares its own (__init_subclass__)
     _parameter_constraints: dict = {}
+    # parameters added after models were pickled, whose default would not
+    # be what those models were trained with: name -> the former behaviour
+    # (read by __setstate__)
+    _pickle_defaults: dict = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -455,11 +459,12 @@ class TorchEstimator(BaseEstimator):
         if str(state.get("device_", "cpu")).startswith("cuda") and \
                 not torch.cuda.is_available():
             state["device_"] = "cpu"
-        # a model pickled before a parameter was added takes its default
+        # a model pickled before a parameter was added takes its default, or
+        # the value that keeps what it was trained as (_pickle_defaults)
         for name, param in inspect.signature(type(self).__init__).parameters.items():
             if name != "self" and name not in state and \
                     param.default is not inspect.Parameter.empty:
-                state[name] = param.default
+                state[name] = self._pickle_defaults.get(name, param.default)
         super().__setstate__(state)
 
 
