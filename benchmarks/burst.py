@@ -101,6 +101,10 @@ def train(scale, frames, prior, args):
     if path and os.path.exists(path):
         with open(path, "rb") as f:
             model, seconds, n, size = pickle.load(f)
+        # restoring settings are the current defaults, whenever the model
+        # was cached (training unrolls its own conjugate-gradient count,
+        # which the report gives beside the restoring one)
+        model.set_params(n_cg=BurstSuperResolver().n_cg)
         print(f"loaded {name} (trained in {seconds:.0f} s)", flush=True)
         return model, (seconds, n, size)
     cnn = prior == "cnn"
@@ -469,7 +473,9 @@ def write_report(args, rows, runs, curve, train_seconds, tuned, robust_rows=None
     training = ("Training (TRAIN_IMAGES patches, the estimator's default cameras, "
                 "4 unrolled iterations, batch 8): " + "; ".join(
                     f"{p} scale {s}: {n} patches {size} x {size}, {m.max_epochs} "
-                    f"epochs, lr {m.lr:g}, {sec:.0f} s"
+                    f"epochs, lr {m.lr:g}, {m.net_.module_.n_cg} conjugate-gradient "
+                    f"iterations per data step in training and {m.n_cg} restoring, "
+                    f"{sec:.0f} s"
                     for (p, s), (m, (sec, n, size)) in sorted(train_seconds.items()))
                 + ".")
     if robust_rows:

@@ -317,6 +317,33 @@ def test_known_blur_given_after_fit_is_used(trained):
     assert known > assumed + 0.3
 
 
+def test_more_conjugate_gradient_iterations_sharpen_blurred_bursts(trained):
+    # n_cg set after fit reaches transform; on a blurred camera with little
+    # noise the 4 iterations of training leave the data step short of its
+    # solution (the fixture's model: +0.5 dB at 16)
+    cnn, _, _, _, _ = trained
+    test = extract_patches(load_images("test"), 4, 64, random_state=1)
+    bursts, high_res, _ = make_bursts(test, scale=2, n_frames=6, noise_level=0.005,
+                                      motion="euclidean", blur_sigma=0.5,
+                                      random_state=3)
+    model = _known_blur(cnn, 0.5)
+    assert model.n_cg == 16 and model.net_.module_.n_cg == 4
+    short = _psnr(high_res, model.set_params(n_cg=4).transform(bursts))
+    full = _psnr(high_res, model.set_params(n_cg=16).transform(bursts))
+    assert full > short + 0.3
+
+
+def test_model_pickled_before_n_cg_existed_keeps_four_iterations(trained):
+    cnn, _, bursts, _, _ = trained
+    model = _known_blur(cnn).set_params(n_cg=4)
+    state = model.__getstate__()
+    del state["n_cg"]
+    old = BurstSuperResolver.__new__(BurstSuperResolver)
+    old.__setstate__(state)
+    assert old.n_cg == 4
+    np.testing.assert_array_equal(old.transform(bursts[:1]), model.transform(bursts[:1]))
+
+
 def test_blur_is_assumed_where_noise_hides_it(trained):
     # above the noise limit the cross-validation would prefer the smoothest
     # predictions: the fixed assumption is kept
@@ -385,7 +412,9 @@ def test_layouts_dtypes_and_determinism(trained):
     out64 = cnn.transform(bursts)
     out32 = cnn.transform(bursts.astype(np.float32))
     assert out64.dtype == np.float64 and out32.dtype == np.float32
-    np.testing.assert_allclose(out32, out64, atol=2e-4)
+    # float32 rounding, grown over the 16 conjugate-gradient iterations of
+    # each data step (6e-4 at most here; 2e-4 with 4 iterations)
+    np.testing.assert_allclose(out32, out64, atol=1e-3)
     # batch-independent
     np.testing.assert_allclose(cnn.transform(bursts[1:2]), out64[1:2], atol=1e-7)
     restored = pickle.loads(pickle.dumps(cnn))
@@ -494,8 +523,12 @@ def test_fit_is_deterministic_and_idempotent():
     np.testing.assert_array_equal(model.fit(patches).transform(bursts), first)
     assert torch.equal(torch.random.get_rng_state(), torch_state)
     np.testing.assert_allclose(make().fit(patches).transform(bursts), first)
-    np.testing.assert_allclose(model.transform(bursts[::-1])[::-1], first, atol=1e-7)
-    np.testing.assert_allclose(model.transform(bursts[2:4]), first[2:4], atol=1e-7)
+    # rounding that differs with the batch, grown by 16 conjugate-gradient
+    # iterations on an under-determined data step (3 frames of a quarter of
+    # the pixels): under 1e-6 here, 2e-15 with 4 iterations; a step coupling
+    # the bursts of a batch would differ by far more
+    np.testing.assert_allclose(model.transform(bursts[::-1])[::-1], first, atol=5e-6)
+    np.testing.assert_allclose(model.transform(bursts[2:4]), first[2:4], atol=5e-6)
 
 
 def test_make_bursts_and_simulate_share_one_formation_model():

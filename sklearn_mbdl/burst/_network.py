@@ -74,7 +74,8 @@ class BurstNet(nn.Module):
     n_iter : int, default=4
     prior : {"cnn", "tv"}, default="cnn"
     n_cg : int, default=4
-        Conjugate-gradient iterations of each data step.
+        Conjugate-gradient iterations of each data step (``forward`` may
+        override it).
     n_lk : int, default=2
         Gauss-Newton steps of each motion step.
     pretrained : bool, default=True
@@ -146,7 +147,7 @@ class BurstNet(nn.Module):
         return tv_prox(z, torch.exp(self.log_tv[t]) * sigma, n_iter=30)
 
     def forward(self, bursts, noise_level=None, return_motion=False, *,
-                blur_sigma=None, image_shape=None):
+                blur_sigma=None, image_shape=None, n_cg=None):
         """Restore a batch of bursts.
 
         Parameters
@@ -164,6 +165,9 @@ class BurstNet(nn.Module):
         image_shape : tuple of int, optional
             Their high-resolution shape, used when their frames have its
             frame shape (the module's ``image_shape`` by default).
+        n_cg : int, optional
+            Conjugate-gradient iterations of each data step (the module's
+            ``n_cg`` by default).
 
         Returns
         -------
@@ -175,6 +179,7 @@ class BurstNet(nn.Module):
         level = self._levels(y, noise_level)
         shape = self._image_shape(tuple(y.shape[-2:]), image_shape)
         sigma_hr = self.blur_sigma if blur_sigma is None else float(blur_sigma)
+        n_cg = self.n_cg if n_cg is None else int(n_cg)
         margin = int(math.ceil(self.max_shift)) + 1
         mask = _margin_mask(tuple(y.shape[-2:]), margin, y)
 
@@ -202,7 +207,7 @@ class BurstNet(nn.Module):
             mu = torch.exp(self.log_mu[t] - 2 * self.log_sigma[t])
             rhs = op.adjoint(y) + mu * x
             z = conjugate_gradient(lambda v: op.adjoint(op(v)) + mu * v, rhs, z,
-                                   n_iter=self.n_cg, tol=0.0)
+                                   n_iter=n_cg, tol=0.0)
             x = self._prior(z, sigma, t)
         if return_motion:
             motions = to_low_res(params, model=self.motion, scale=self.scale,
