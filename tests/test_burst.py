@@ -303,29 +303,33 @@ def test_learned_beats_bicubic_and_tv_twin(trained):
     assert np.abs(np.mean(shifts, axis=0)).max() < 0.05, shifts
 
 
-def test_known_blur_given_after_fit_is_used(trained):
-    # a camera blurrier than the data step's fixed assumption (0.21 px):
-    # given as one number after fit, its blur sharpens the restoration
-    cnn, _, _, _, _ = trained
+@pytest.fixture(scope="module")
+def blurred():
+    """Bursts of a camera blurrier (0.5 px) than the data step's fixed
+    assumption (0.21 px), with little noise, and their truth."""
     test = extract_patches(load_images("test"), 4, 64, random_state=1)
     bursts, high_res, _ = make_bursts(test, scale=2, n_frames=6, noise_level=0.005,
                                       motion="euclidean", blur_sigma=0.5,
                                       random_state=3)
+    return bursts, high_res
+
+
+def test_known_blur_given_after_fit_is_used(trained, blurred):
+    # given as one number after fit, the camera's blur sharpens the restoration
+    cnn, _, _, _, _ = trained
+    bursts, high_res = blurred
     model = pickle.loads(pickle.dumps(cnn)).set_params(estimate_blur=False)
     assumed = _psnr(high_res, model.transform(bursts))
     known = _psnr(high_res, model.set_params(blur_sigma=0.5).transform(bursts))
     assert known > assumed + 0.3
 
 
-def test_more_conjugate_gradient_iterations_sharpen_blurred_bursts(trained):
+def test_more_conjugate_gradient_iterations_sharpen_blurred_bursts(trained, blurred):
     # n_cg set after fit reaches transform; on a blurred camera with little
     # noise the 4 iterations of training leave the data step short of its
     # solution (the fixture's model: +0.5 dB at 16)
     cnn, _, _, _, _ = trained
-    test = extract_patches(load_images("test"), 4, 64, random_state=1)
-    bursts, high_res, _ = make_bursts(test, scale=2, n_frames=6, noise_level=0.005,
-                                      motion="euclidean", blur_sigma=0.5,
-                                      random_state=3)
+    bursts, high_res = blurred
     model = _known_blur(cnn, 0.5)
     assert model.n_cg == 16 and model.net_.module_.n_cg == 4
     short = _psnr(high_res, model.set_params(n_cg=4).transform(bursts))
@@ -341,7 +345,8 @@ def test_model_pickled_before_n_cg_existed_keeps_four_iterations(trained):
     old = BurstSuperResolver.__new__(BurstSuperResolver)
     old.__setstate__(state)
     assert old.n_cg == 4
-    np.testing.assert_array_equal(old.transform(bursts[:1]), model.transform(bursts[:1]))
+    np.testing.assert_array_equal(old.transform(bursts[:1]),
+                                  model.transform(bursts[:1]))
 
 
 def test_blur_is_assumed_where_noise_hides_it(trained):
