@@ -104,7 +104,7 @@ def train(scale, frames, prior, args):
         # restoring settings are the current defaults, whenever the model
         # was cached (training unrolls its own conjugate-gradient count,
         # which the report gives beside the restoring one)
-        model.set_params(n_cg=BurstSuperResolver().n_cg)
+        model.set_params(n_cg=args.n_cg or BurstSuperResolver().n_cg)
         print(f"loaded {name} (trained in {seconds:.0f} s)", flush=True)
         return model, (seconds, n, size)
     cnn = prior == "cnn"
@@ -123,6 +123,8 @@ def train(scale, frames, prior, args):
         os.makedirs(args.models, exist_ok=True)
         with open(path, "wb") as f:
             pickle.dump((model, seconds, n, size), f)
+    if args.n_cg:
+        model.set_params(n_cg=args.n_cg)
     return model, (seconds, n, size)
 
 
@@ -293,6 +295,9 @@ def main(argv=None):
     parser.add_argument("--save-weights", default=None,
                         help="write the scale-2 CNN model's state dict here")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--n-cg", type=int, default=None,
+                        help="conjugate-gradient iterations per data step when "
+                             "restoring (the estimator's default by default)")
     parser.add_argument("--out", default=os.path.join(RESULTS, "burst.md"),
                         help="the report; its figures are written beside it")
     parser.add_argument("--quick", action="store_true",

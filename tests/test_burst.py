@@ -331,7 +331,7 @@ def test_more_conjugate_gradient_iterations_sharpen_blurred_bursts(trained, blur
     cnn, _, _, _, _ = trained
     bursts, high_res = blurred
     model = _known_blur(cnn, 0.5)
-    assert model.n_cg == 16 and model.net_.module_.n_cg == 4
+    assert model.n_cg == 8 and model.net_.module_.n_cg == 4
     short = _psnr(high_res, model.set_params(n_cg=4).transform(bursts))
     full = _psnr(high_res, model.set_params(n_cg=16).transform(bursts))
     assert full > short + 0.3
@@ -417,9 +417,7 @@ def test_layouts_dtypes_and_determinism(trained):
     out64 = cnn.transform(bursts)
     out32 = cnn.transform(bursts.astype(np.float32))
     assert out64.dtype == np.float64 and out32.dtype == np.float32
-    # float32 rounding, grown over the 16 conjugate-gradient iterations of
-    # each data step (6e-4 at most here; 2e-4 with 4 iterations)
-    np.testing.assert_allclose(out32, out64, atol=1e-3)
+    np.testing.assert_allclose(out32, out64, atol=2e-4)
     # batch-independent
     np.testing.assert_allclose(cnn.transform(bursts[1:2]), out64[1:2], atol=1e-7)
     restored = pickle.loads(pickle.dumps(cnn))
@@ -528,12 +526,8 @@ def test_fit_is_deterministic_and_idempotent():
     np.testing.assert_array_equal(model.fit(patches).transform(bursts), first)
     assert torch.equal(torch.random.get_rng_state(), torch_state)
     np.testing.assert_allclose(make().fit(patches).transform(bursts), first)
-    # rounding that differs with the batch, grown by 16 conjugate-gradient
-    # iterations on an under-determined data step (3 frames of a quarter of
-    # the pixels): under 1e-6 here, 2e-15 with 4 iterations; a step coupling
-    # the bursts of a batch would differ by far more
-    np.testing.assert_allclose(model.transform(bursts[::-1])[::-1], first, atol=5e-6)
-    np.testing.assert_allclose(model.transform(bursts[2:4]), first[2:4], atol=5e-6)
+    np.testing.assert_allclose(model.transform(bursts[::-1])[::-1], first, atol=1e-7)
+    np.testing.assert_allclose(model.transform(bursts[2:4]), first[2:4], atol=1e-7)
 
 
 def test_make_bursts_and_simulate_share_one_formation_model():
