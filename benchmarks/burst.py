@@ -101,9 +101,9 @@ def train(scale, frames, prior, args):
     if path and os.path.exists(path):
         with open(path, "rb") as f:
             model, seconds, n, size = pickle.load(f)
-        # restoring settings are the current defaults, whenever the model
-        # was cached (training unrolls its own conjugate-gradient count,
-        # which the report gives beside the restoring one)
+        # a cached model restores with --n-cg or the estimator's current
+        # default (training unrolls its own conjugate-gradient count, which
+        # the report gives beside the restoring one)
         model.set_params(n_cg=args.n_cg or BurstSuperResolver().n_cg)
         print(f"loaded {name} (trained in {seconds:.0f} s)", flush=True)
         return model, (seconds, n, size)

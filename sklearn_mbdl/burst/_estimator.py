@@ -216,7 +216,7 @@ class BurstSuperResolver(RestorerMixin, TorchEstimator):
         more brings each data step closer to its solution, which gains most
         on blurred bursts with little noise. Far more iterations on small
         images make the result depend on rounding (it then differs between
-        batches by up to 1e-3 at 16 iterations on 16 x 16 images).
+        batches by up to 4e-3 at 16 iterations on 16 x 16 images).
     prior : {"cnn", "tv"}, default="cnn"
     image_shape : tuple of int (H, W), optional
         Shape of the high-resolution images when rows are flattened (not
