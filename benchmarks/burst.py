@@ -104,7 +104,8 @@ def train(scale, frames, prior, args):
         # a cached model restores with --n-cg or the estimator's current
         # default (training unrolls its own conjugate-gradient count, which
         # the report gives beside the restoring one)
-        model.set_params(n_cg=args.n_cg or BurstSuperResolver().n_cg)
+        model.set_params(n_cg=BurstSuperResolver().n_cg if args.n_cg is None
+                         else args.n_cg)
         print(f"loaded {name} (trained in {seconds:.0f} s)", flush=True)
         return model, (seconds, n, size)
     cnn = prior == "cnn"
@@ -123,7 +124,7 @@ def train(scale, frames, prior, args):
         os.makedirs(args.models, exist_ok=True)
         with open(path, "wb") as f:
             pickle.dump((model, seconds, n, size), f)
-    if args.n_cg:
+    if args.n_cg is not None:
         model.set_params(n_cg=args.n_cg)
     return model, (seconds, n, size)
 
