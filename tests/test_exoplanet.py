@@ -401,6 +401,28 @@ def test_auto_static_speckles_follow_the_symmetry_of_the_data(bright, physical):
     assert share(physical[0]) < 0.3
 
 
+def test_auto_static_speckles_average_the_two_means_under_photon_noise():
+    """Where the temporal mean is point-symmetric within its own noise (a
+    symmetric star under photon noise), ``"auto"`` takes the average of
+    the pixel's mean and its mirror's: both estimate the same speckles."""
+    from sklearn_mbdl.exoplanet._model import symmetric_annuli
+
+    rng = np.random.RandomState(0)
+    n, size = 40, 33
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    star = 200.0 * np.exp(-(xx ** 2 + yy ** 2) / 60.0) + 5.0
+    cube = rng.poisson(star, size=(n, size, size)).astype(np.float32)
+    _, _, nearest, _ = ring_geometry((size, size), FWHM, (5, 5))
+    shares = symmetric_annuli(torch.as_tensor(cube.reshape(n, -1)), nearest, "auto")
+    inner = slice(1, 5)            # the annuli inside the frame (not its corners)
+    assert np.all(shares[inner] == 0.5)
+    # an asymmetric static pattern above the noise: the own mean
+    lopsided = star * (1 + 0.5 * (xx > 0))
+    cube = rng.poisson(lopsided, size=(n, size, size)).astype(np.float32)
+    shares = symmetric_annuli(torch.as_tensor(cube.reshape(n, -1)), nearest, "auto")
+    assert np.all(shares[inner] == 0.0)
+
+
 def test_pickle_does_not_grow_with_the_cube():
     """A fitted separator keeps the cube's model statistics, not its frames:
     4 times the frames, about the same pickle (four trained networks)."""

@@ -153,8 +153,11 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
         mean, but the speckles must be point-symmetric, which holds for
         small phase aberrations behind an ideal coronagraph only, not
         amplitude aberrations, spiders or a real coronagraph). "auto"
-        chooses from the data, annulus by annulus: the mirror where the
-        temporal mean is point-symmetric within a few times its own noise
+        chooses from the data, annulus by annulus: the average of the two
+        means where they agree within their noise (both estimate the same
+        speckles: half the noise of either, as on photon-limited frames;
+        ``_model.NOISE_SYMMETRY_THRESHOLD``), the mirror where the temporal
+        mean is point-symmetric within a few times its own noise
         (``_model.SYMMETRY_THRESHOLD``), the own mean elsewhere.
     image_shape : (int, int), default=None
         Frame shape for flattened frames (2-D ``X``); with 3-D ``X`` it must

@@ -24,7 +24,8 @@ at a pixel is not in its mirror's mean, so ``m`` does not absorb it; but
 amplitude aberrations, spiders and real coronagraphs break the symmetry
 (as on :func:`~sklearn_mbdl.datasets.make_physical_adi_cube`).
 ``static_speckles="auto"`` (the estimator's default) decides annulus by
-annulus from the data (``symmetric_annuli``).
+annulus from the data (``symmetric_annuli``), and averages the two means
+where they differ by no more than their noise.
 
 The solver alternates two steps::
 
@@ -120,8 +121,8 @@ class LocalADISeparator(nn.Module):
     static_speckles : {"auto", "mean", "mirror"}, default="mean"
         Where each pixel's static speckles are taken from: its own temporal
         mean, that of the pixel symmetric to it about the star, or, for
-        "auto", the mirror's in the annuli where the temporal mean is
-        point-symmetric (``symmetric_annuli``) and its own elsewhere.
+        "auto", a share of the mirror's chosen per annulus from the data
+        (``symmetric_annuli``).
     """
 
     def __init__(self, cube, angles, psf, image_shape, patch_shape, fwhm,
@@ -137,7 +138,8 @@ class LocalADISeparator(nn.Module):
         n_rings = len(centres)
         self.image_shape = tuple(image_shape)
         self.static_speckles = static_speckles
-        # where the static speckles come from the mirror pixel (per annulus)
+        # the share of each pixel's static speckles taken from its mirror
+        # pixel (per annulus: 0, 1/2 or 1)
         self.register_buffer("mirror", _pad(torch.as_tensor(
             symmetric_annuli(cube, nearest, static_speckles)[nearest],
             dtype=torch.float32)), persistent=False)
@@ -235,12 +237,13 @@ class LocalADISeparator(nn.Module):
         return mean, inverse
 
     def _placed(self, mean):
-        """Padded per-pixel means ``(..., h * w + 1)`` where the static
-        speckles take them from (their mirror pixels for ``"mirror"``)."""
+        """Padded per-pixel means ``(..., h * w + 1)`` as the static speckles
+        take them: each pixel's own, its mirror pixel's, or their average,
+        by the pixel's mirror share."""
         if bool(self.mirror.any()):
             flipped = torch.cat([mean[..., :-1].flip(-1),
                                  torch.zeros_like(mean[..., -1:])], -1)
-            mean = torch.where(self.mirror.to(torch.bool), flipped, mean)
+            mean = mean + self.mirror * (flipped - mean)
         return mean
 
     def projections(self, cube=None, weight_cube=None):
@@ -399,16 +402,26 @@ class LocalADISeparator(nn.Module):
 #: ``benchmarks/results/exoplanet_notes.md``).
 SYMMETRY_THRESHOLD = 30.0
 
+#: Largest point-asymmetry, in the same units, at which the temporal mean is
+#: symmetric within its own noise: both means then estimate the same
+#: speckles, and ``static_speckles="auto"`` averages them (half the noise of
+#: either, half the share of a companion the own mean absorbs). The
+#: asymmetry's expectation is 1 for symmetric speckles; the margin covers
+#: the spread of an annulus's average.
+NOISE_SYMMETRY_THRESHOLD = 2.5
+
 
 def symmetric_annuli(cube, nearest, static_speckles):
-    """Which annuli take their static speckles from the mirror pixel.
+    """The share of each annulus's static speckles taken from the mirror pixel.
 
-    ``"mirror"``: all; ``"mean"``: none; ``"auto"``: those where the
-    temporal mean is point-symmetric about the star up to a few times its
-    own noise: the mean squared half-difference between the mean and its
-    mirror, ``mean((m - m_mirror)^2) / 2``, below ``SYMMETRY_THRESHOLD``
-    times the variance of the temporal mean (the frames' variance over
-    their number).
+    ``"mirror"``: 1 in all; ``"mean"``: 0 in all; ``"auto"``: from the
+    point-asymmetry of the temporal mean, the mean squared half-difference
+    between the mean and its mirror, ``mean((m - m_mirror)^2) / 2``, in
+    units of the variance of the temporal mean (the frames' variance over
+    their number): 1/2 up to ``NOISE_SYMMETRY_THRESHOLD`` (symmetric within
+    the noise: the average of the two means), 1 up to
+    ``SYMMETRY_THRESHOLD`` (point-symmetric up to a few times the noise:
+    the mirror's), 0 above (the pixel's own).
 
     Parameters
     ----------
@@ -419,21 +432,26 @@ def symmetric_annuli(cube, nearest, static_speckles):
 
     Returns
     -------
-    ndarray of bool of shape (n_rings,)
+    ndarray of float of shape (n_rings,)
+        0, 1/2 or 1.
     """
     check_options(static_speckles, "static_speckles", ("auto", "mirror", "mean"))
     n_rings = int(nearest.max()) + 1
     if static_speckles != "auto":
-        return np.full(n_rings, static_speckles == "mirror")
+        return np.full(n_rings, float(static_speckles == "mirror"))
     frames = cube.double()
     mean = frames.mean(0)
     asym = ((mean - mean.flip(-1)) ** 2 / 2).numpy()
     noise = (frames.var(0, unbiased=False) / frames.shape[0]).numpy()
-    out = np.zeros(n_rings, bool)
+    out = np.zeros(n_rings)
     for j in range(n_rings):
         ring = nearest == j
         if ring.any():
-            out[j] = asym[ring].mean() <= SYMMETRY_THRESHOLD * noise[ring].mean()
+            level, scale = asym[ring].mean(), noise[ring].mean()
+            if level <= NOISE_SYMMETRY_THRESHOLD * scale:
+                out[j] = 0.5
+            elif level <= SYMMETRY_THRESHOLD * scale:
+                out[j] = 1.0
     return out
 
 
