@@ -87,7 +87,8 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
 
     The local model ``y = x + alpha H(p) + noise`` (speckles ``x``: static
     speckles, by default each pixel's temporal mean or, in annuli where the
-    speckles are point-symmetric, that of its mirror pixel, plus an optional
+    speckles are point-symmetric, that of its mirror pixel (or the average
+    of the two where they agree within their noise), plus an optional
     part sparse in a dictionary; a companion of flux ``alpha`` whose
     signature ``H(p)`` follows the field rotation; Gaussian noise with a
     covariance over the patch around every pixel, as in PACO), solved by
