@@ -159,7 +159,10 @@ class ExoplanetSeparator(OneToOneFeatureMixin, TransformerMixin, TorchEstimator)
         speckles: half the noise of either, as on photon-limited frames;
         ``_model.NOISE_SYMMETRY_THRESHOLD``), the mirror where the temporal
         mean is point-symmetric within a few times its own noise
-        (``_model.SYMMETRY_THRESHOLD``), the own mean elsewhere.
+        (``_model.SYMMETRY_THRESHOLD``), the own mean elsewhere. Optics
+        known not to be point-symmetric (amplitude aberrations, spiders, a
+        real coronagraph) are best given "mean": under moderate photon
+        noise their asymmetry can fall within the mirror's band.
     image_shape : (int, int), default=None
         Frame shape for flattened frames (2-D ``X``); with 3-D ``X`` it must
         agree with the frames or be None.
