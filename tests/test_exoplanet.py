@@ -388,13 +388,13 @@ def test_auto_static_speckles_follow_the_symmetry_of_the_data(bright, physical):
     speckles are point-symmetric (make_adi_cube's idealised optics) and the
     pixel's own mean where they are not (amplitude aberrations, spiders, a
     vortex coronagraph)."""
-    from sklearn_mbdl.exoplanet._model import symmetric_annuli
+    from sklearn_mbdl.exoplanet._model import mirror_shares
 
     def share(cube):
         n, h, w = cube.shape
         _, masks, nearest, _ = ring_geometry((h, w), FWHM, (5, 5))
         field = search_field((h, w), FWHM).ravel()
-        mirror = symmetric_annuli(torch.as_tensor(cube.reshape(n, -1)), nearest, "auto")
+        mirror = mirror_shares(torch.as_tensor(cube.reshape(n, -1)), nearest, "auto")
         return mirror[nearest][field].mean()
 
     assert share(bright[0]) > 0.7
@@ -405,7 +405,7 @@ def test_auto_static_speckles_average_the_two_means_under_photon_noise():
     """Where the temporal mean is point-symmetric within its own noise (a
     symmetric star under photon noise), ``"auto"`` takes the average of
     the pixel's mean and its mirror's: both estimate the same speckles."""
-    from sklearn_mbdl.exoplanet._model import symmetric_annuli
+    from sklearn_mbdl.exoplanet._model import mirror_shares
 
     rng = np.random.RandomState(0)
     n, size = 40, 33
@@ -413,13 +413,13 @@ def test_auto_static_speckles_average_the_two_means_under_photon_noise():
     star = 200.0 * np.exp(-(xx ** 2 + yy ** 2) / 60.0) + 5.0
     cube = rng.poisson(star, size=(n, size, size)).astype(np.float32)
     _, _, nearest, _ = ring_geometry((size, size), FWHM, (5, 5))
-    shares = symmetric_annuli(torch.as_tensor(cube.reshape(n, -1)), nearest, "auto")
+    shares = mirror_shares(torch.as_tensor(cube.reshape(n, -1)), nearest, "auto")
     inner = slice(1, 5)            # the annuli inside the frame (not its corners)
     assert np.all(shares[inner] == 0.5)
     # an asymmetric static pattern above the noise: the own mean
     lopsided = star * (1 + 0.5 * (xx > 0))
     cube = rng.poisson(lopsided, size=(n, size, size)).astype(np.float32)
-    shares = symmetric_annuli(torch.as_tensor(cube.reshape(n, -1)), nearest, "auto")
+    shares = mirror_shares(torch.as_tensor(cube.reshape(n, -1)), nearest, "auto")
     assert np.all(shares[inner] == 0.0)
 
 

@@ -24,7 +24,7 @@ at a pixel is not in its mirror's mean, so ``m`` does not absorb it; but
 amplitude aberrations, spiders and real coronagraphs break the symmetry
 (as on :func:`~sklearn_mbdl.datasets.make_physical_adi_cube`).
 ``static_speckles="auto"`` (the estimator's default) decides annulus by
-annulus from the data (``symmetric_annuli``), and averages the two means
+annulus from the data (``mirror_shares``), and averages the two means
 where they differ by no more than their noise.
 
 The solver alternates two steps::
@@ -122,7 +122,7 @@ class LocalADISeparator(nn.Module):
         Where each pixel's static speckles are taken from: its own temporal
         mean, that of the pixel symmetric to it about the star, or, for
         "auto", a share of the mirror's chosen per annulus from the data
-        (``symmetric_annuli``).
+        (``mirror_shares``).
     """
 
     def __init__(self, cube, angles, psf, image_shape, patch_shape, fwhm,
@@ -141,7 +141,7 @@ class LocalADISeparator(nn.Module):
         # the share of each pixel's static speckles taken from its mirror
         # pixel (per annulus: 0, 1/2 or 1)
         self.register_buffer("mirror", _pad(torch.as_tensor(
-            symmetric_annuli(cube, nearest, static_speckles)[nearest],
+            mirror_shares(cube, nearest, static_speckles)[nearest],
             dtype=torch.float32)), persistent=False)
         mean, inverse = self.noise_model(_pad(cube))
         if dictionary is None:
@@ -411,7 +411,7 @@ SYMMETRY_THRESHOLD = 30.0
 NOISE_SYMMETRY_THRESHOLD = 2.5
 
 
-def symmetric_annuli(cube, nearest, static_speckles):
+def mirror_shares(cube, nearest, static_speckles):
     """The share of each annulus's static speckles taken from the mirror pixel.
 
     ``"mirror"``: 1 in all; ``"mean"``: 0 in all; ``"auto"``: from the
@@ -443,16 +443,12 @@ def symmetric_annuli(cube, nearest, static_speckles):
     mean = frames.mean(0)
     asym = ((mean - mean.flip(-1)) ** 2 / 2).numpy()
     noise = (frames.var(0, unbiased=False) / frames.shape[0]).numpy()
-    out = np.zeros(n_rings)
-    for j in range(n_rings):
-        ring = nearest == j
-        if ring.any():
-            level, scale = asym[ring].mean(), noise[ring].mean()
-            if level <= NOISE_SYMMETRY_THRESHOLD * scale:
-                out[j] = 0.5
-            elif level <= SYMMETRY_THRESHOLD * scale:
-                out[j] = 1.0
-    return out
+    # per-annulus averages of the asymmetry and of the mean's variance
+    counts = np.maximum(np.bincount(nearest, minlength=n_rings), 1)
+    level = np.bincount(nearest, weights=asym, minlength=n_rings) / counts
+    scale = np.bincount(nearest, weights=noise, minlength=n_rings) / counts
+    return np.where(level <= NOISE_SYMMETRY_THRESHOLD * scale, 0.5,
+                    np.where(level <= SYMMETRY_THRESHOLD * scale, 1.0, 0.0))
 
 
 def _pad(tensor):
